@@ -1,0 +1,33 @@
+// @ts-check
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+
+const networkModules = ['node:net', 'node:tls', 'node:http', 'node:https', 'node:http2', 'node:dns', 'node:dgram', 'undici'];
+
+export default tseslint.config(
+  { ignores: ['node_modules/', 'dist/', 'build/', '.authority/', 'coverage/'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    languageOptions: { ecmaVersion: 2023, sourceType: 'module' },
+    rules: {
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      '@typescript-eslint/consistent-type-imports': 'error',
+      'no-restricted-syntax': [
+        'error',
+        { selector: "CallExpression[callee.object.name='process'][callee.property.name='exit']", message: 'Library code never exits the process; the CLI sets process.exitCode.' },
+        { selector: 'TSEnumDeclaration', message: 'Use an `as const` object, not a TS enum.' },
+      ],
+    },
+  },
+  {
+    // Only src/host/ touches the network for a guest; everything else reaches it through the gate.
+    files: ['src/**/*.ts'],
+    ignores: ['src/host/**', 'src/cli/**', 'src/demo/**'],
+    rules: {
+      'no-restricted-imports': ['error', { paths: networkModules.map((name) => ({ name, message: 'Network access belongs in src/host/, behind the gate.' })) }],
+      'no-restricted-globals': ['error', { name: 'fetch', message: 'Network access belongs in src/host/, behind the gate.' }],
+      'no-console': 'error',
+    },
+  },
+);
