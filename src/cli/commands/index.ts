@@ -1,0 +1,4 @@
+import type { Command } from '../types.ts';
+
+/** Every `authority` command, in the order `authority --help` lists them. */
+export const commands: readonly Command[] = [];

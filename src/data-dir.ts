@@ -1,0 +1,39 @@
+/**
+ * Where Authority keeps its state when nothing else is configured: the HMAC
+ * keyring, the audit log and its checkpoints, revocations, secrets and the
+ * compile cache. Created 0700.
+ * @module
+ */
+import { mkdirSync, chmodSync, statSync } from 'node:fs';
+import { resolve } from 'node:path';
+
+export const DEFAULT_DATA_DIR = '.authority';
+
+/** The folder: an explicit choice, else $AUTHORITY_DATA_DIR, else `.authority/` under `cwd`. */
+export function resolveDataDir(explicit?: string, env: Readonly<Record<string, string | undefined>> = process.env, cwd = process.cwd()): string {
+  const chosen = explicit ?? env['AUTHORITY_DATA_DIR'] ?? DEFAULT_DATA_DIR;
+  return resolve(cwd, chosen);
+}
+
+/** Create `dir` (and parents) with mode 0700 if missing, and tighten an existing one. */
+export function ensurePrivateDir(dir: string): string {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  if ((statSync(dir).mode & 0o077) !== 0) chmodSync(dir, 0o700);
+  return dir;
+}
+
+/** The fixed layout inside a data folder. Every module takes its paths from here. */
+export function dataPaths(dataDir: string) {
+  return {
+    root: dataDir,
+    keyring: resolve(dataDir, 'keys.json'),
+    revocations: resolve(dataDir, 'revocations.jsonl'),
+    secrets: resolve(dataDir, 'secrets.json'),
+    auditDir: resolve(dataDir, 'audit'),
+    checkpointDir: resolve(dataDir, 'checkpoints'),
+    auditSigningKey: resolve(dataDir, 'audit-signing-key.pem'),
+    cacheDir: resolve(dataDir, 'cache'),
+    toolsDir: resolve(dataDir, 'tools'),
+  } as const;
+}
+export type DataPaths = ReturnType<typeof dataPaths>;
