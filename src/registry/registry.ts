@@ -1,0 +1,182 @@
+/**
+ * The registry: what a component is (digest, imports, self-description) and
+ * whether it may run at all. A component that imports anything outside
+ * `authority:sandbox` is refused here, by name, before any of its code runs.
+ */
+import { EventEmitter } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { AuthorityError, ErrorCode } from '../errors.ts';
+import { componentImports, type ComponentImport } from './binary.ts';
+import { compileComponent, sha256Hex, type CompiledTool } from './compile.ts';
+
+/** Interfaces a tool may import: exactly these, at 0.1.x. */
+const ALLOWED_INSTANCE = /^authority:sandbox\/(types|http|fs|secrets)@0\.1\.\d+$/;
+export const TOOL_NAME_RE = /^[A-Za-z0-9_-]{1,64}$/;
+const MAX_DESCRIPTION = 4096;
+const MAX_SCHEMA = 64 * 1024;
+
+export interface ToolLimits {
+  /** Deadline of one run; the worker is terminated when it passes. Default 10 s. */
+  timeoutMs: number;
+  /** Cap on each linear memory the tool defines. Default 256 MiB. */
+  maxMemoryBytes: number;
+  /** Cap on the tool's output; more is an error, never a truncation. Default 1 MiB. */
+  maxOutputBytes: number;
+  /** Runs of this tool at once; more wait in the pool's queue. Default: unlimited (the pool bounds it). */
+  maxConcurrency: number;
+}
+
+export const DEFAULT_LIMITS: Readonly<ToolLimits> = Object.freeze({
+  timeoutMs: 10_000,
+  maxMemoryBytes: 256 * 1024 * 1024,
+  maxOutputBytes: 1024 * 1024,
+  maxConcurrency: Number.POSITIVE_INFINITY,
+});
+
+export interface ToolInfo {
+  name: string;
+  description: string;
+  /** The JSON Schema of the input, parsed. */
+  inputSchema: Record<string, unknown>;
+  /** sha-256 of the component bytes, hex. */
+  digest: string;
+  /** The sandbox interfaces it imports (`http`, `fs`, `secrets`); none for a pure tool. */
+  imports: string[];
+  size: number;
+  source: string | undefined;
+  limits: Readonly<ToolLimits>;
+}
+
+export interface RegisteredTool extends ToolInfo {
+  compiled: CompiledTool;
+}
+
+/** Describe a component by running its `describe` export in the sandbox. */
+export type Describer = (compiled: CompiledTool, limits: ToolLimits) => Promise<{ name: string; description: string; inputSchema: string }>;
+
+export interface RegisterOptions {
+  limits?: Partial<ToolLimits>;
+  /** Where the bytes came from, for `tools list` and the audit log. */
+  source?: string;
+}
+
+/** Check a component's imports; throws E_COMPONENT_IMPORT naming the first one not allowed. */
+export function checkImports(imports: readonly ComponentImport[]): string[] {
+  const interfaces: string[] = [];
+  for (const imp of imports) {
+    if (imp.kind === 'instance' && ALLOWED_INSTANCE.test(imp.name)) {
+      const iface = (imp.name.split('/')[1] as string).split('@')[0] as string;
+      if (iface !== 'types') interfaces.push(iface);
+      continue;
+    }
+    if (imp.kind === 'type' && imp.bound === 'eq') continue;
+    throw new AuthorityError(
+      ErrorCode.COMPONENT_IMPORT,
+      `the component imports ${imp.kind} "${imp.name}", which Authority does not provide: a tool may import only authority:sandbox/{http,fs,secrets}@0.1.x (no WASI, nothing else)`,
+      { data: { import: imp.name, kind: imp.kind } },
+    );
+  }
+  return interfaces.sort();
+}
+
+function validLimits(partial: Partial<ToolLimits> | undefined): ToolLimits {
+  const limits = { ...DEFAULT_LIMITS, ...partial };
+  for (const [key, value] of Object.entries(limits)) {
+    if (typeof value !== 'number' || Number.isNaN(value) || value <= 0) {
+      throw new AuthorityError(ErrorCode.CONFIG, `limits.${key} must be a positive number, got ${String(value)}`, { data: { path: `limits.${key}` } });
+    }
+  }
+  return limits;
+}
+
+function parseDescription(d: { name: string; description: string; inputSchema: string }): Pick<ToolInfo, 'name' | 'description' | 'inputSchema'> {
+  if (!TOOL_NAME_RE.test(d.name)) {
+    throw new AuthorityError(ErrorCode.COMPONENT_INVALID, `the tool's name ${JSON.stringify(d.name.slice(0, 80))} is not valid: it must match [A-Za-z0-9_-]{1,64}`, {
+      data: { field: 'describe().name' },
+    });
+  }
+  if (d.description.length > MAX_DESCRIPTION) {
+    throw new AuthorityError(ErrorCode.COMPONENT_INVALID, `the tool's description is longer than ${MAX_DESCRIPTION} characters`, { data: { field: 'describe().description' } });
+  }
+  if (d.inputSchema.length > MAX_SCHEMA) {
+    throw new AuthorityError(ErrorCode.COMPONENT_INVALID, `the tool's input schema is larger than ${MAX_SCHEMA} bytes`, { data: { field: 'describe().input-schema' } });
+  }
+  let schema: unknown;
+  try {
+    schema = JSON.parse(d.inputSchema);
+  } catch (e) {
+    throw new AuthorityError(ErrorCode.COMPONENT_INVALID, `the tool's input schema is not JSON: ${(e as Error).message}`, { data: { field: 'describe().input-schema' }, cause: e });
+  }
+  if (typeof schema !== 'object' || schema === null || Array.isArray(schema) || (schema as { type?: unknown }).type !== 'object') {
+    throw new AuthorityError(ErrorCode.COMPONENT_INVALID, 'the tool\'s input schema must be a JSON Schema object with "type": "object"', {
+      data: { field: 'describe().input-schema' },
+    });
+  }
+  return { name: d.name, description: d.description, inputSchema: schema as Record<string, unknown> };
+}
+
+export interface RegistryEvents {
+  changed: [{ added?: string; removed?: string; replaced?: string }];
+}
+
+/** Tools by name. Emits `changed` when a tool is added, replaced or removed. */
+export class Registry extends EventEmitter<RegistryEvents> {
+  readonly #tools = new Map<string, RegisteredTool>();
+  readonly #cacheDir: string;
+  readonly #describe: Describer;
+
+  constructor(opts: { cacheDir: string; describe: Describer }) {
+    super();
+    this.#cacheDir = opts.cacheDir;
+    this.#describe = opts.describe;
+  }
+
+  /** Register a component from a file path or its bytes. Replaces a tool of the same name. */
+  async register(component: string | Uint8Array, opts: RegisterOptions = {}): Promise<RegisteredTool> {
+    const source = typeof component === 'string' ? component : opts.source;
+    let bytes: Uint8Array;
+    try {
+      bytes = typeof component === 'string' ? readFileSync(component) : component;
+    } catch (e) {
+      throw new AuthorityError(ErrorCode.TOOL_NOT_FOUND, `cannot read component ${String(component)}: ${(e as Error).message}`, { cause: e });
+    }
+    const limits = validLimits(opts.limits);
+    const digest = sha256Hex(bytes);
+    const imports = checkImports(componentImports(bytes));
+    const compiled = await compileComponent(bytes, digest, { cacheDir: this.#cacheDir, maxMemoryBytes: limits.maxMemoryBytes });
+    const described = parseDescription(await this.#describe(compiled, limits));
+    const tool: RegisteredTool = Object.freeze({
+      ...described,
+      digest,
+      imports,
+      size: bytes.length,
+      source,
+      limits: Object.freeze(limits),
+      compiled,
+    });
+    const previous = this.#tools.get(tool.name);
+    this.#tools.set(tool.name, tool);
+    if (previous === undefined) this.emit('changed', { added: tool.name });
+    else if (previous.digest !== digest) this.emit('changed', { replaced: tool.name });
+    return tool;
+  }
+
+  get(name: string): RegisteredTool | undefined {
+    return this.#tools.get(name);
+  }
+
+  list(): ToolInfo[] {
+    return [...this.#tools.values()].map(toInfo).sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  remove(name: string): boolean {
+    const had = this.#tools.delete(name);
+    if (had) this.emit('changed', { removed: name });
+    return had;
+  }
+}
+
+export function toInfo(t: RegisteredTool): ToolInfo {
+  const { compiled: _compiled, ...info } = t;
+  return info;
+}

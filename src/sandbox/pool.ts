@@ -1,0 +1,364 @@
+/**
+ * The worker pool: warm workers, a fresh instance per run (made ahead of time
+ * when possible), a deadline per run enforced by terminating the worker, and
+ * a bounded queue. A worker whose guest trapped or overran is never reused.
+ */
+import { availableParallelism } from 'node:os';
+import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
+import { AuthorityError, ErrorCode } from '../errors.ts';
+import type { HostCall, HostReply } from '../gate/types.ts';
+import type { CompiledTool } from '../registry/compile.ts';
+import { BRIDGE_SLOTS, CLOSED, REP_SEQ, REQ_SEQ, type BridgeRequest, type FromWorker, type RunEnd, type ToWorker } from './protocol.ts';
+
+export interface PoolOptions {
+  /** Number of workers kept warm. Default: the number of CPUs. */
+  size?: number;
+  /** Runs waiting for a worker beyond this are refused with E_OVERLOADED. Default 256. */
+  maxQueue?: number;
+  /** JS heap cap of each worker, in MiB (wasm memory is capped separately, per tool). Default 256. */
+  heapLimitMb?: number;
+  /** Busy-wait iterations before a worker sleeps waiting for a host reply. Default 20,000 (~30-60 us). */
+  spinIterations?: number;
+}
+
+export interface RunRequest {
+  tool: CompiledTool;
+  entry: 'run' | 'describe';
+  input: string;
+  timeoutMs: number;
+  maxOutputBytes: number;
+  /** Answers each host call the guest makes; never throws (a throw becomes an io error for the guest). */
+  onHostCall: (call: HostCall) => Promise<HostReply>;
+}
+
+export interface RunStats {
+  /** Time the worker spent making the instance (0 when it was made ahead of time). */
+  instantiateUs: number;
+  runUs: number;
+  fromReady: boolean;
+  queuedMs: number;
+}
+
+export type RunOutcome = { end: RunEnd; stats: RunStats } | { end: { kind: 'timeout' | 'crash' | 'halted'; message: string }; stats: RunStats };
+
+interface ActiveRun {
+  id: number;
+  req: RunRequest;
+  resolve: (outcome: RunOutcome) => void;
+  timer: NodeJS.Timeout;
+  enqueuedAt: number;
+}
+
+interface Queued {
+  req: RunRequest;
+  resolve: (outcome: RunOutcome) => void;
+  reject: (err: unknown) => void;
+  enqueuedAt: number;
+}
+
+/**
+ * The worker's entry. From compiled JS it is worker.js itself; in a
+ * development checkout it is TypeScript, so a tiny bootstrap registers tsx in
+ * the worker first (loader hooks are per thread).
+ */
+function workerEntry(): { entry: string | URL; evalMode: boolean } {
+  const here = import.meta.url;
+  if (!here.endsWith('.ts')) return { entry: new URL('./worker.js', here), evalMode: false };
+  const api = import.meta.resolve('tsx/esm/api');
+  const worker = new URL('./worker.ts', here).href;
+  const boot = `import(${JSON.stringify(api)}).then((m) => { m.register(); return import(${JSON.stringify(worker)}); });`;
+  return { entry: boot, evalMode: true };
+}
+
+class PoolWorker {
+  readonly worker: Worker;
+  readonly signal: Int32Array;
+  readonly port: MessagePort;
+  readonly loaded = new Set<string>();
+  /** Digests with an instance made ahead of time in this worker. */
+  readonly warm = new Set<string>();
+  readonly ready: Promise<void>;
+  active: ActiveRun | undefined;
+  retired = false;
+
+  constructor(opts: Required<PoolOptions>, onMessage: (w: PoolWorker, msg: FromWorker) => void, onExit: (w: PoolWorker, why: string) => void) {
+    const bridge = new SharedArrayBuffer(BRIDGE_SLOTS * 4);
+    this.signal = new Int32Array(bridge);
+    const { port1, port2 } = new MessageChannel();
+    this.port = port1;
+    const { entry, evalMode } = workerEntry();
+    this.worker = new Worker(entry, {
+      eval: evalMode,
+      workerData: { bridge, port: port2, spinIterations: opts.spinIterations },
+      transferList: [port2],
+      resourceLimits: { maxOldGenerationSizeMb: opts.heapLimitMb, maxYoungGenerationSizeMb: 32, stackSizeMb: 4 },
+      stdout: true,
+      stderr: true,
+      env: {},
+    });
+    // A guest has no stdio; anything the glue code prints is dropped.
+    this.worker.stdout.resume();
+    this.worker.stderr.resume();
+    let markReady: () => void;
+    let failReady: (e: unknown) => void;
+    this.ready = new Promise<void>((res, rej) => {
+      markReady = res;
+      failReady = rej;
+    });
+    this.ready.catch(() => {});
+    this.worker.on('message', (msg: FromWorker) => {
+      if (msg.type === 'ready') markReady();
+      else onMessage(this, msg);
+    });
+    this.worker.on('error', (err) => {
+      failReady(err);
+      onExit(this, `${err.name}: ${err.message}`);
+    });
+    this.worker.on('exit', (code) => {
+      failReady(new Error(`worker exited with code ${code}`));
+      onExit(this, `worker exited with code ${code}`);
+    });
+  }
+
+  send(msg: ToWorker): void {
+    this.worker.postMessage(msg);
+  }
+
+  /** Stop for good: wakes any waiter on the bridge, terminates the thread. */
+  retire(): void {
+    if (this.retired) return;
+    this.retired = true;
+    Atomics.store(this.signal, CLOSED, 1);
+    Atomics.notify(this.signal, REQ_SEQ);
+    Atomics.notify(this.signal, REP_SEQ);
+    this.port.close();
+    void this.worker.terminate();
+  }
+}
+
+/** A pool of sandbox workers. One pool serves every tool of a runtime. */
+export class WorkerPool {
+  readonly #opts: Required<PoolOptions>;
+  readonly #workers = new Set<PoolWorker>();
+  readonly #queue: Queued[] = [];
+  #nextId = 1;
+  #closed: string | undefined;
+
+  constructor(opts: PoolOptions = {}) {
+    this.#opts = {
+      size: Math.max(1, opts.size ?? availableParallelism()),
+      maxQueue: opts.maxQueue ?? 256,
+      heapLimitMb: opts.heapLimitMb ?? 256,
+      spinIterations: opts.spinIterations ?? 20_000,
+    };
+    for (let i = 0; i < this.#opts.size; i++) this.#spawn();
+  }
+
+  get size(): number {
+    return this.#opts.size;
+  }
+
+  /** Runs in progress and waiting. */
+  get load(): { running: number; queued: number; workers: number } {
+    let running = 0;
+    for (const w of this.#workers) if (w.active) running++;
+    return { running, queued: this.#queue.length, workers: this.#workers.size };
+  }
+
+  /** Resolves once every worker has started. */
+  async warmUp(): Promise<void> {
+    await Promise.all([...this.#workers].map((w) => w.ready));
+  }
+
+  /** Make a tool's next instance ahead of time in up to `count` workers. */
+  prepare(tool: CompiledTool, count = this.#opts.size): void {
+    let n = 0;
+    for (const w of this.#workers) {
+      if (n >= count) break;
+      if (w.retired || w.warm.has(tool.digest)) continue;
+      this.#ensureLoaded(w, tool);
+      w.send({ type: 'prepare', digest: tool.digest });
+      n++;
+    }
+  }
+
+  run(req: RunRequest): Promise<RunOutcome> {
+    if (this.#closed !== undefined) return Promise.reject(new AuthorityError(ErrorCode.HALTED, `the sandbox is stopped: ${this.#closed}`));
+    return new Promise<RunOutcome>((resolve, reject) => {
+      const queued: Queued = { req, resolve, reject, enqueuedAt: performance.now() };
+      const w = this.#pick(req.tool.digest);
+      if (w !== undefined) {
+        this.#start(w, queued);
+        return;
+      }
+      if (this.#queue.length >= this.#opts.maxQueue) {
+        reject(
+          new AuthorityError(ErrorCode.OVERLOADED, `the sandbox is busy: ${this.load.running} runs in progress and ${this.#queue.length} waiting (limit ${this.#opts.maxQueue})`, {
+            data: { running: this.load.running, queued: this.#queue.length, maxQueue: this.#opts.maxQueue },
+          }),
+        );
+        return;
+      }
+      this.#queue.push(queued);
+    });
+  }
+
+  /** Stop every run and refuse new ones. Running and queued runs end with `halted`. */
+  async close(reason = 'closed'): Promise<void> {
+    if (this.#closed !== undefined) return;
+    this.#closed = reason;
+    for (const q of this.#queue.splice(0)) q.reject(new AuthorityError(ErrorCode.HALTED, `the sandbox is stopped: ${reason}`));
+    const exits: Promise<unknown>[] = [];
+    for (const w of [...this.#workers]) {
+      const active = w.active;
+      w.active = undefined;
+      if (active) {
+        clearTimeout(active.timer);
+        active.resolve({ end: { kind: 'halted', message: reason }, stats: this.#stats(active, undefined) });
+      }
+      exits.push(new Promise((res) => w.worker.once('exit', res)));
+      w.retire();
+    }
+    this.#workers.clear();
+    await Promise.all(exits);
+  }
+
+  #spawn(): void {
+    const w = new PoolWorker(
+      this.#opts,
+      (worker, msg) => this.#onMessage(worker, msg),
+      (worker, why) => this.#onExit(worker, why),
+    );
+    this.#workers.add(w);
+    void this.#serveBridge(w);
+    w.ready.then(
+      () => this.#drain(),
+      () => {},
+    );
+  }
+
+  #pick(digest: string): PoolWorker | undefined {
+    let loaded: PoolWorker | undefined;
+    let any: PoolWorker | undefined;
+    for (const w of this.#workers) {
+      if (w.active || w.retired) continue;
+      if (w.warm.has(digest)) return w;
+      if (loaded === undefined && w.loaded.has(digest)) loaded = w;
+      any ??= w;
+    }
+    return loaded ?? any;
+  }
+
+  #ensureLoaded(w: PoolWorker, tool: CompiledTool): void {
+    if (w.loaded.has(tool.digest)) return;
+    w.send({ type: 'load', digest: tool.digest, jsUrl: tool.jsUrl, modules: [...tool.modules] });
+    w.loaded.add(tool.digest);
+  }
+
+  #start(w: PoolWorker, q: Queued): void {
+    const id = this.#nextId++;
+    const { req } = q;
+    this.#ensureLoaded(w, req.tool);
+    const active: ActiveRun = {
+      id,
+      req,
+      resolve: q.resolve,
+      enqueuedAt: q.enqueuedAt,
+      timer: setTimeout(() => this.#onDeadline(w, id), req.timeoutMs),
+    };
+    w.active = active;
+    w.warm.delete(req.tool.digest);
+    w.send({ type: 'run', id, digest: req.tool.digest, entry: req.entry, input: req.input, maxOutputBytes: req.maxOutputBytes, prepareNext: req.entry === 'run' });
+  }
+
+  #stats(active: ActiveRun, msg: Extract<FromWorker, { type: 'done' }> | undefined): RunStats {
+    return {
+      instantiateUs: msg?.instantiateUs ?? 0,
+      runUs: msg?.runUs ?? 0,
+      fromReady: msg?.fromReady ?? false,
+      queuedMs: 0,
+    };
+  }
+
+  #onMessage(w: PoolWorker, msg: FromWorker): void {
+    if (msg.type === 'prepared') {
+      if (!w.retired) w.warm.add(msg.digest);
+      return;
+    }
+    if (msg.type !== 'done') return;
+    const active = w.active;
+    if (active === undefined || active.id !== msg.id) return;
+    clearTimeout(active.timer);
+    w.active = undefined;
+    active.resolve({ end: msg.end, stats: this.#stats(active, msg) });
+    if (msg.end.kind === 'trap' || msg.end.kind === 'load-error') this.#replace(w);
+    else this.#drain();
+  }
+
+  #onDeadline(w: PoolWorker, id: number): void {
+    const active = w.active;
+    if (active === undefined || active.id !== id) return;
+    w.active = undefined;
+    active.resolve({ end: { kind: 'timeout', message: `the tool ran past its deadline of ${active.req.timeoutMs} ms and was stopped` }, stats: this.#stats(active, undefined) });
+    this.#replace(w);
+  }
+
+  #onExit(w: PoolWorker, why: string): void {
+    const active = w.active;
+    w.active = undefined;
+    if (active !== undefined) {
+      clearTimeout(active.timer);
+      active.resolve({ end: { kind: 'crash', message: `the sandbox worker stopped: ${why}` }, stats: this.#stats(active, undefined) });
+    }
+    if (this.#workers.has(w)) this.#replace(w);
+  }
+
+  /** Retire a worker and start a fresh one in its place, in the background. */
+  #replace(w: PoolWorker): void {
+    this.#workers.delete(w);
+    w.retire();
+    if (this.#closed === undefined) this.#spawn();
+  }
+
+  #drain(): void {
+    while (this.#queue.length > 0) {
+      const next = this.#queue[0] as Queued;
+      const w = this.#pick(next.req.tool.digest);
+      if (w === undefined) return;
+      this.#queue.shift();
+      this.#start(w, next);
+    }
+  }
+
+  /**
+   * The main-thread end of a worker's bridge: wait for the worker to bump
+   * REQ_SEQ, answer through the run's gate, publish REP_SEQ.
+   */
+  async #serveBridge(w: PoolWorker): Promise<void> {
+    let seen = 0;
+    while (!w.retired) {
+      const wait = Atomics.waitAsync(w.signal, REQ_SEQ, seen);
+      if (wait.async) await wait.value;
+      if (w.retired) return;
+      const seq = Atomics.load(w.signal, REQ_SEQ);
+      if (seq === seen) continue;
+      seen = seq;
+      const msg = receiveMessageOnPort(w.port) as { message: BridgeRequest } | undefined;
+      const run = w.active;
+      let reply: HostReply;
+      if (msg === undefined || msg.message.seq !== seq || run === undefined) {
+        reply = { tag: 'err', val: { tag: 'io', val: 'no run is active for this host call' } };
+      } else {
+        try {
+          reply = await run.req.onHostCall(msg.message.call);
+        } catch {
+          reply = { tag: 'err', val: { tag: 'io', val: 'the host failed to answer' } };
+        }
+      }
+      if (w.retired) return;
+      w.port.postMessage({ seq, reply });
+      Atomics.store(w.signal, REP_SEQ, seq);
+      Atomics.notify(w.signal, REP_SEQ);
+    }
+  }
+}

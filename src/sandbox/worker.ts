@@ -1,0 +1,251 @@
+/**
+ * A sandbox worker: holds compiled tools, makes a fresh instance per run, and
+ * gives each guest import a synchronous proxy over the bridge.
+ *
+ * Nothing here decides anything: every import goes to the main thread's gate.
+ * Every import returns a well-formed tagged result whatever happens, because a
+ * host import that throws (or returns a value of the wrong shape) corrupts the
+ * guest's instance.
+ */
+import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
+import type { GuestError, HostCall, HostReply } from '../gate/types.ts';
+import { CLOSED, REP_SEQ, REQ_SEQ, type BridgeReply, type FromWorker, type RunEnd, type ToWorker, type ToolDescription } from './protocol.ts';
+
+interface WorkerInit {
+  bridge: SharedArrayBuffer;
+  port: MessagePort;
+  spinIterations: number;
+}
+
+type Instantiate = (
+  getCoreModule: (name: string) => WebAssembly.Module,
+  imports: Record<string, Record<string, (...args: never[]) => unknown>>,
+) => ToolExports;
+
+interface ToolExports {
+  describe(): ToolDescription;
+  run(input: string): string;
+}
+
+interface LoadedTool {
+  instantiate: Instantiate;
+  modules: Map<string, WebAssembly.Module>;
+}
+
+const init = workerData as WorkerInit;
+const signal = new Int32Array(init.bridge);
+const port = init.port;
+const tools = new Map<string, LoadedTool>();
+/** Instances made ahead of time, never yet used, one per tool at most. */
+const ready = new Map<string, ToolExports>();
+let reqSeq = 0;
+/** Whether a run is in progress: imports called outside a run (e.g. during instantiation) are refused. */
+let inRun = false;
+
+const post = (msg: FromWorker): void => parentPort!.postMessage(msg);
+
+function hostUnavailable(message: string): HostReply {
+  return { tag: 'err', val: { tag: 'io', val: message } };
+}
+
+/** Send one call to the gate and wait for its reply. */
+function callHost(call: HostCall): HostReply {
+  if (!inRun) return { tag: 'err', val: { tag: 'denied', val: { code: 'E_POLICY_DENY', message: 'host calls are not allowed outside a run' } } };
+  const seq = ++reqSeq;
+  port.postMessage({ seq, call });
+  Atomics.store(signal, REQ_SEQ, seq);
+  Atomics.notify(signal, REQ_SEQ);
+  // Spin a little: the gate often answers within microseconds, and a futex
+  // sleep/wake costs tens of them. Then sleep.
+  let spins = init.spinIterations;
+  while (Atomics.load(signal, REP_SEQ) !== seq) {
+    if (Atomics.load(signal, CLOSED) !== 0) return hostUnavailable('the sandbox is shutting down');
+    if (spins > 0) {
+      spins--;
+      continue;
+    }
+    Atomics.wait(signal, REP_SEQ, Atomics.load(signal, REP_SEQ), 1000);
+  }
+  const msg = receiveMessageOnPort(port) as { message: BridgeReply } | undefined;
+  if (msg === undefined || msg.message.seq !== seq) return hostUnavailable('bridge out of step');
+  return msg.message.reply;
+}
+
+const isBytes = (v: unknown): v is Uint8Array => v instanceof Uint8Array;
+const isString = (v: unknown): v is string => typeof v === 'string';
+const isHeaders = (v: unknown): boolean =>
+  Array.isArray(v) && v.every((h) => Array.isArray(h) && h.length === 2 && isString(h[0]) && isString(h[1]));
+const FILE_KINDS = new Set(['file', 'directory', 'symlink', 'other']);
+const ERROR_STRING_TAGS = new Set(['not-found', 'invalid', 'too-large', 'budget-exhausted', 'io', 'timeout']);
+
+function validError(e: unknown): e is GuestError {
+  if (typeof e !== 'object' || e === null) return false;
+  const { tag, val } = e as { tag: unknown; val: unknown };
+  if (tag === 'denied') return typeof val === 'object' && val !== null && isString((val as { code: unknown }).code) && isString((val as { message: unknown }).message);
+  if (tag === 'rate-limited') return typeof val === 'bigint' && val >= 0n;
+  return typeof tag === 'string' && ERROR_STRING_TAGS.has(tag) && isString(val);
+}
+
+/** The shape jco lowers for each import's ok value; anything else would corrupt the instance. */
+const okShape: Record<HostCall['op'], (v: unknown) => boolean> = {
+  'fs.read': isBytes,
+  'fs.write': (v) => v === undefined,
+  'fs.remove': (v) => v === undefined,
+  'fs.list': (v) =>
+    Array.isArray(v) && v.every((e) => typeof e === 'object' && e !== null && isString(e.name) && FILE_KINDS.has(e.kind)),
+  'fs.stat': (v) =>
+    typeof v === 'object' &&
+    v !== null &&
+    FILE_KINDS.has((v as { kind: string }).kind) &&
+    typeof (v as { size: unknown }).size === 'bigint' &&
+    typeof (v as { modifiedMs: unknown }).modifiedMs === 'bigint',
+  'http.fetch': (v) =>
+    typeof v === 'object' &&
+    v !== null &&
+    Number.isInteger((v as { status: number }).status) &&
+    (v as { status: number }).status >= 0 &&
+    (v as { status: number }).status <= 0xffff &&
+    isHeaders((v as { headers: unknown }).headers) &&
+    isBytes((v as { body: unknown }).body),
+  'secrets.get': isString,
+};
+
+/** Wrap a call so that nothing but a well-formed tagged result ever reaches jco. */
+function guarded(build: () => HostCall): HostReply {
+  try {
+    const call = build();
+    const reply = callHost(call);
+    if (reply.tag === 'ok' && okShape[call.op](reply.val)) return reply;
+    if (reply.tag === 'err' && validError(reply.val)) return reply;
+    return hostUnavailable('the host returned a malformed reply');
+  } catch {
+    return hostUnavailable('the host call failed');
+  }
+}
+
+interface GuestRequest {
+  method: string;
+  url: string;
+  headers: Array<[string, string]>;
+  body?: Uint8Array | undefined;
+}
+
+const imports = {
+  'authority:sandbox/types': {},
+  'authority:sandbox/fs': {
+    readFile: (path: string) => guarded(() => ({ op: 'fs.read', path })),
+    writeFile: (path: string, data: Uint8Array) => guarded(() => ({ op: 'fs.write', path, data })),
+    listDir: (path: string) => guarded(() => ({ op: 'fs.list', path })),
+    stat: (path: string) => guarded(() => ({ op: 'fs.stat', path })),
+    remove: (path: string) => guarded(() => ({ op: 'fs.remove', path })),
+  },
+  'authority:sandbox/http': {
+    fetch: (req: GuestRequest) =>
+      guarded(() => ({ op: 'http.fetch', method: req.method, url: req.url, headers: req.headers, body: req.body })),
+  },
+  'authority:sandbox/secrets': {
+    get: (name: string) => guarded(() => ({ op: 'secrets.get', name })),
+  },
+};
+
+function instantiate(digest: string): ToolExports {
+  const tool = tools.get(digest);
+  if (tool === undefined) throw new Error(`tool ${digest} is not loaded in this worker`);
+  return tool.instantiate((name) => {
+    const m = tool.modules.get(name);
+    if (m === undefined) throw new Error(`missing core module ${name}`);
+    return m;
+  }, imports as never);
+}
+
+function isToolError(e: unknown): e is { payload: unknown } {
+  return typeof e === 'object' && e !== null && Object.prototype.hasOwnProperty.call(e, 'payload') && e instanceof Error && !(e instanceof WebAssembly.RuntimeError);
+}
+
+function describeTrap(e: unknown): string {
+  if (e instanceof Error) return `${e.name}: ${e.message}`;
+  return String(e);
+}
+
+function runOnce(msg: Extract<ToWorker, { type: 'run' }>): void {
+  let instance: ToolExports | undefined = ready.get(msg.digest);
+  const fromReady = instance !== undefined;
+  ready.delete(msg.digest);
+  const t0 = performance.now();
+  let end: RunEnd;
+  let t1 = t0;
+  try {
+    instance ??= instantiate(msg.digest);
+  } catch (e) {
+    post({ type: 'done', id: msg.id, end: { kind: 'load-error', message: describeTrap(e) }, instantiateUs: 0, runUs: 0, fromReady });
+    return;
+  }
+  t1 = performance.now();
+  inRun = true;
+  try {
+    if (msg.entry === 'describe') {
+      const d = instance.describe();
+      end = { kind: 'described', description: { name: d.name, description: d.description, inputSchema: d.inputSchema } };
+    } else {
+      const output = instance.run(msg.input);
+      const bytes = Buffer.byteLength(output, 'utf8');
+      end = bytes > msg.maxOutputBytes ? { kind: 'output-too-large', bytes } : { kind: 'ok', output };
+    }
+  } catch (e) {
+    end = isToolError(e) ? { kind: 'tool-error', message: String(e.payload) } : { kind: 'trap', message: describeTrap(e) };
+  } finally {
+    inRun = false;
+  }
+  const t2 = performance.now();
+  post({ type: 'done', id: msg.id, end, instantiateUs: (t1 - t0) * 1000, runUs: (t2 - t1) * 1000, fromReady });
+  // A trapped worker is about to be retired; anything else may prepare the next instance.
+  if (end.kind !== 'trap' && msg.prepareNext) setImmediate(() => prepare(msg.digest));
+}
+
+function prepare(digest: string): void {
+  if (ready.has(digest) || !tools.has(digest)) return;
+  try {
+    ready.set(digest, instantiate(digest));
+    post({ type: 'prepared', digest });
+  } catch {
+    // Instantiation failures surface on the next run, where they can be reported.
+  }
+}
+
+/** Tools whose generated module is still being imported; runs wait for them. */
+const loading = new Map<string, Promise<void>>();
+
+parentPort!.on('message', (msg: ToWorker) => {
+  switch (msg.type) {
+    case 'load': {
+      const p = import(msg.jsUrl).then((mod: { instantiate: Instantiate }) => {
+        tools.set(msg.digest, { instantiate: mod.instantiate, modules: new Map(msg.modules) });
+      });
+      loading.set(msg.digest, p);
+      p.then(
+        () => loading.delete(msg.digest),
+        () => loading.delete(msg.digest),
+      );
+      break;
+    }
+    case 'run': {
+      const pending = loading.get(msg.digest);
+      if (pending === undefined) runOnce(msg);
+      else
+        pending.then(
+          () => runOnce(msg),
+          (e: unknown) => post({ type: 'done', id: msg.id, end: { kind: 'load-error', message: describeTrap(e) }, instantiateUs: 0, runUs: 0, fromReady: false }),
+        );
+      break;
+    }
+    case 'prepare':
+      prepare(msg.digest);
+      break;
+    case 'drop':
+      tools.delete(msg.digest);
+      ready.delete(msg.digest);
+      break;
+  }
+});
+
+post({ type: 'ready' });
