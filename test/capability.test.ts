@@ -520,3 +520,13 @@ describe('durations, rates and times', () => {
     for (const bad of ['tomorrow', '2026-13-01T00:00:00Z']) assert.equal(codeOf(() => parseTime(bad, 0)), ErrorCode.USAGE, bad);
   });
 });
+
+describe('construction', () => {
+  test('a ParsedToken or GrantSet cannot be built around claims the MAC does not cover', async () => {
+    const { ParsedToken, GrantSet } = await import('../src/capability/index.ts');
+    const Parsed = ParsedToken as unknown as new (...args: unknown[]) => unknown;
+    const Grants = GrantSet as unknown as new (...args: unknown[]) => unknown;
+    assert.equal(codeOf(() => new Parsed({ root: {}, caveats: [], blocks: [], mac: Buffer.alloc(32) })), ErrorCode.INTERNAL);
+    assert.equal(codeOf(() => new Grants(keyring, [])), ErrorCode.INTERNAL);
+  });
+});

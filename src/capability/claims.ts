@@ -19,10 +19,12 @@ export const METHODS = {
   tool: ['invoke'],
 } as const satisfies Record<CapabilityKind, readonly string[]>;
 
+/** Every capability kind. */
 export const KINDS = ['fs', 'net', 'secrets', 'tool'] as const satisfies readonly CapabilityKind[];
 
 /** Kind codes on the wire. */
 export const KIND_CODE: Readonly<Record<CapabilityKind, number>> = { fs: 1, net: 2, secrets: 3, tool: 4 };
+/** Wire codes back to kinds (index = code). */
 export const KIND_BY_CODE: ReadonlyArray<CapabilityKind | undefined> = [undefined, 'fs', 'net', 'secrets', 'tool'];
 
 /** Every valid bit of a kind's method mask. */
@@ -45,6 +47,7 @@ export interface KeyedRate extends Rate {
   readonly key: string;
 }
 
+/** Whether `value` names a capability kind. */
 export const isKind = (value: unknown): value is CapabilityKind =>
   typeof value === 'string' && (KINDS as readonly string[]).includes(value);
 

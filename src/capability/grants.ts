@@ -52,6 +52,9 @@ export interface GrantSummary {
   readonly error?: { readonly code: ErrorCode; readonly message: string } | undefined;
 }
 
+// Only prepareGrants may build a GrantSet: its MAC results are trusted at every call.
+const CONSTRUCT = Symbol('GrantSet');
+
 /**
  * The tokens granted to one run, parsed and MAC-checked once.
  * Build it with {@link prepareGrants}.
@@ -62,8 +65,9 @@ export class GrantSet {
   #byKind: ReadonlyMap<CapabilityKind, readonly Grant[]>;
   #unparsed: readonly Grant[];
 
-  /** @internal Use {@link prepareGrants}. */
-  constructor(keyring: Keyring, grants: Grant[]) {
+  /** @internal Use {@link prepareGrants}; any other caller gets an error. */
+  constructor(keyring: Keyring, grants: Grant[], construct?: symbol) {
+    if (construct !== CONSTRUCT) throw new AuthorityError(ErrorCode.INTERNAL, 'a GrantSet comes from prepareGrants()');
     this.#keyring = keyring;
     this.#grants = grants;
     const byKind = new Map<CapabilityKind, Grant[]>();
@@ -78,6 +82,7 @@ export class GrantSet {
     Object.freeze(this);
   }
 
+  /** How many tokens were granted (good or bad). */
   get size(): number {
     return this.#grants.length;
   }
@@ -159,7 +164,7 @@ export function prepareGrants(keyring: Keyring, tokens: readonly string[]): Gran
       macFailure: macFailure(keyring, token),
     };
   });
-  return new GrantSet(keyring, grants);
+  return new GrantSet(keyring, grants, CONSTRUCT);
 }
 
 const MAX_REASON_RESOURCE = 200;

@@ -54,7 +54,23 @@ export function hmacWithPads(pads: HmacPads, data: Uint8Array): Buffer {
 
 /** HMAC-SHA256 of `data` under a raw `key` (used for the caveat chain, keyed by the previous MAC). */
 export function hmacSha256(key: Uint8Array, data: Uint8Array): Buffer {
-  return hmacWithPads(hmacPads(key), data);
+  if (key.length > BLOCK) return hmacWithPads(hmacPads(key), data);
+  // Pads written straight into the scratch space: no allocation per link.
+  const need = BLOCK + data.length;
+  if (inner.length < need) inner = Buffer.alloc(Math.max(need, inner.length * 2));
+  inner.fill(0x36, 0, BLOCK);
+  outer.fill(0x5c, 0, BLOCK);
+  for (let i = 0; i < key.length; i++) {
+    inner[i] = 0x36 ^ (key[i] as number);
+    outer[i] = 0x5c ^ (key[i] as number);
+  }
+  inner.set(data, BLOCK);
+  const innerDigest = hash('sha256', inner.subarray(0, need), 'buffer');
+  inner.fill(0, 0, BLOCK);
+  outer.set(innerDigest, BLOCK);
+  const mac = hash('sha256', outer, 'buffer');
+  outer.fill(0, 0, BLOCK);
+  return mac;
 }
 
 /** Constant-time equality of two MACs; unequal lengths are simply unequal. */

@@ -237,6 +237,7 @@ export class Keyring {
     return [...this.#keys.values()].map(({ id, status, createdAt }) => ({ id, status, createdAt }));
   }
 
+  /** Whether the ring holds `keyId` (active or retired). */
   has(keyId: string): boolean {
     return this.#keys.has(keyId);
   }

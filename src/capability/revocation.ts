@@ -148,6 +148,7 @@ export class RevocationList implements RevocationChecker {
     return RevocationList.open(dataPaths(dataDir).revocations, options);
   }
 
+  /** The file, when persisted. */
   get path(): string | undefined {
     return this.#path;
   }
@@ -164,11 +165,13 @@ export class RevocationList implements RevocationChecker {
     return this.#append({ type: 'run', id: runId, at: options.now ?? Date.now(), reason: options.reason });
   }
 
+  /** Whether `tokenId` itself is revoked (true for everything while the file is corrupt). Sees the latest state. */
   isTokenRevoked(tokenId: string): boolean {
     this.refresh();
     return this.#corrupt !== undefined || this.#tokens.has(tokenId);
   }
 
+  /** Whether `runId` is revoked (true for everything while the file is corrupt). Sees the latest state. */
   isRunRevoked(runId: string): boolean {
     this.refresh();
     return this.#corrupt !== undefined || this.#runs.has(runId);
@@ -200,6 +203,7 @@ export class RevocationList implements RevocationChecker {
     return [...this.#tokens.values(), ...this.#runs.values()].sort((a, b) => a.at - b.at);
   }
 
+  /** How many distinct ids are revoked, as of the last refresh. */
   get size(): number {
     return this.#tokens.size + this.#runs.size;
   }

@@ -105,6 +105,8 @@ interface Internals {
 }
 // Module-private access to a token's internals (set in ParsedToken's static block).
 let internalsOf: (token: ParsedToken) => Internals;
+// Only parseToken may build a ParsedToken: claims must come from the bytes the MAC covers.
+const CONSTRUCT = Symbol('ParsedToken');
 const NO_RUNS: readonly string[] = Object.freeze([]);
 
 function linkClaims(kind: CapabilityKind, f: LinkFields): LinkClaims {
@@ -145,8 +147,9 @@ export class ParsedToken implements TokenInfo {
   #caveats: readonly LinkClaims[] | undefined;
   #effective: EffectiveClaims | undefined;
 
-  /** @internal Use {@link parseToken}. */
-  constructor(decoded: DecodedToken) {
+  /** @internal Use {@link parseToken}; any other caller gets an error. */
+  constructor(decoded: DecodedToken, construct?: symbol) {
+    if (construct !== CONSTRUCT) throw new AuthorityError(ErrorCode.INTERNAL, 'a ParsedToken comes from parseToken()');
     const { root, caveats } = decoded;
     this.kind = root.kind;
     this.keyId = root.keyId;
@@ -242,7 +245,7 @@ export function tokenText(token: ParsedToken): string {
  * ```
  */
 export function parseToken(text: string): ParsedToken {
-  return new ParsedToken(decodeToken(textToBytes(text)));
+  return new ParsedToken(decodeToken(textToBytes(text)), CONSTRUCT);
 }
 
 /** A token's fields, caveats and effective scope, without verifying it. Never includes the MAC. */
