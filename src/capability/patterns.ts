@@ -150,8 +150,10 @@ function computeProblem(kind: CapabilityKind, pattern: string): string | undefin
 }
 
 // Pure functions of (kind, pattern): caching them keeps repeated parsing of the
-// same token cheap. Bounded; cleared wholesale when full.
+// same token cheap. Bounded (patterns come from token holders); cleared
+// wholesale when full. Compiled matchers are larger, so fewer are kept.
 const CACHE_MAX = 4096;
+const MATCHER_CACHE_MAX = 1024;
 const problemCache = new Map<string, string | null>();
 const matcherCache = new Map<string, ResourceMatcher>();
 
@@ -265,8 +267,15 @@ export function compilePattern(kind: CapabilityKind, pattern: string): ResourceM
   const key = `${kind}\u0000${pattern}`;
   const cached = matcherCache.get(key);
   if (cached !== undefined) return cached;
-  const matcher = patternProblem(kind, pattern) === undefined ? compileUncached(kind, pattern) : () => false;
-  if (matcherCache.size >= CACHE_MAX) matcherCache.clear();
+  let matcher: ResourceMatcher = () => false;
+  if (patternProblem(kind, pattern) === undefined) {
+    try {
+      matcher = compileUncached(kind, pattern);
+    } catch {
+      // minimatch refused it: a pattern that cannot compile matches nothing (fail closed).
+    }
+  }
+  if (matcherCache.size >= MATCHER_CACHE_MAX) matcherCache.clear();
   matcherCache.set(key, matcher);
   return matcher;
 }
