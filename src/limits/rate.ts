@@ -20,7 +20,7 @@ export interface RateSpec {
 }
 
 const UNIT_MS: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-const RATE = /^\s*(\d{1,9})\s*\/\s*(\d{1,9})?\s*(ms|s|m|h|d)\s*$/;
+const RATE = /^\s*(\d{1,15})\s*\/\s*(\d{1,9})?\s*(ms|s|m|h|d)\s*$/;
 
 /** The largest count or burst a rate may name; larger numbers are a typo, not a limit. */
 export const MAX_RATE_COUNT = 1_000_000_000;

@@ -100,7 +100,7 @@ function expand(pattern: string): { alternatives?: string[]; errors: string[] } 
 }
 
 /**
- * Compile an absolute path glob. Relative alternatives, `.`/`..` segments and
+ * Compile an absolute path glob (normalised to NFC, like paths). Relative alternatives, `.`/`..` segments and
  * trailing slashes can never match a canonical path: they are dropped with a
  * warning. A glob ending in `/**` also matches the folder itself (marked
  * `self`; fs.write rules leave those out).
@@ -112,7 +112,8 @@ function expand(pattern: string): { alternatives?: string[]; errors: string[] } 
  * ```
  */
 export function compilePathGlob(source: string): GlobResult<CompiledPathGlob> {
-  const { alternatives, errors } = expand(source);
+  // Paths are compared in NFC; a glob written in NFD must meet them there.
+  const { alternatives, errors } = expand(source.normalize('NFC'));
   if (alternatives === undefined) return { errors, warnings: [] };
   const warnings: string[] = [];
   const out: PathAlternative[] = [];

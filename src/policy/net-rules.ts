@@ -4,7 +4,7 @@
  * Also the host entries of secrets, which use the same host syntax.
  * @module
  */
-import { cidrContains, formatCidr, formatIp, parseCidr, parseIp, sameIp, unmapCidr, unmapIp, type AddressInfo, type Cidr, type IpAddress } from './ip.ts';
+import { cidrContains, formatCidr, formatIp, parseCidr, parseIp, sameIp, unmapCidr, unmapIp, type Cidr, type IpAddress } from './ip.ts';
 import { canonicaliseHostName, isLoopbackName, type CanonicalUrl } from './url.ts';
 
 /** What a rule's host admits. */
@@ -204,9 +204,11 @@ export function originMatches(r: Origin, u: CanonicalUrl): boolean {
 /**
  * Whether a rule names `ip` explicitly: its host is that address or a network
  * holding it, its `resolves_to` holds it, or its host is a loopback name and
- * the address is 127.0.0.0/8 or ::1.
+ * the address is 127.0.0.0/8 or ::1. An IPv4-mapped address counts as the
+ * IPv4 address it maps; other embeddings (NAT64, 6to4, ...) reach another
+ * machine and are never the same as the address they carry.
  */
-export function namesAddress(r: NetRule, ip: IpAddress, info: AddressInfo): boolean {
+export function namesAddress(r: NetRule, ip: IpAddress): boolean {
   const a = unmapIp(ip);
   switch (r.host.kind) {
     case 'ip':
@@ -216,10 +218,10 @@ export function namesAddress(r: NetRule, ip: IpAddress, info: AddressInfo): bool
       if (cidrContains(r.host.cidr, a)) return true;
       break;
     case 'name':
-      if (isLoopbackName(r.host.name) && isPlainLoopback(a, info)) return true;
+      if (isLoopbackName(r.host.name) && isLoopbackAddress(a)) return true;
       break;
     case 'suffix':
-      if (r.host.suffix === '.localhost' && isPlainLoopback(a, info)) return true;
+      if (r.host.suffix === '.localhost' && isLoopbackAddress(a)) return true;
       break;
     case 'any':
       break;
@@ -227,8 +229,9 @@ export function namesAddress(r: NetRule, ip: IpAddress, info: AddressInfo): bool
   return r.resolvesTo.some((c) => cidrContains(c, a));
 }
 
-function isPlainLoopback(a: IpAddress, info: AddressInfo): boolean {
-  return info.class === 'loopback' && info.embedding === undefined && (a.version === 4 || info.address === '::1');
+function isLoopbackAddress(a: IpAddress): boolean {
+  if (a.version === 4) return a.bytes[0] === 127;
+  return a.bytes.every((b, i) => b === (i === 15 ? 1 : 0));
 }
 
 /** Canonical text of a rule's origin: `https://api.example.com:443`, `http://127.0.0.1:*`. */

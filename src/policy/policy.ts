@@ -236,7 +236,7 @@ export class Policy {
       if (info.class === 'public') {
         return { allow: true, reason: `${info.address} is public; net.connect[${i}] ${quote(r.text)} matches ${u.origin}`, rule: `net.connect[${i}]`, target: u.origin };
       }
-      if (namesAddress(r, addr, info)) {
+      if (namesAddress(r, addr)) {
         return { allow: true, reason: `${info.address} (${info.class}) is named by net.connect[${i}] ${quote(r.text)}`, rule: `net.connect[${i}]`, target: u.origin };
       }
       if (nearest === undefined) {
