@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import { AuthorityError } from '../src/errors.ts';
+import { PathView, fastPathTest, segmentTest } from '../src/policy/glob.ts';
 import { GLOB_LIMITS, compilePathGlob, loadPolicy, MAX_PATH_BYTES, type PolicyIssue } from '../src/policy/index.ts';
 
 function problem(glob: string): string {
@@ -99,4 +101,61 @@ test('computes the literal root of each alternative: the longest wildcard-free f
   ]);
   assert.deepEqual(roots('/srv//app/*'), [['/srv//app/*', '/srv/app', false]]);
   assert.deepEqual(roots('/data/\\*/x'), [['/data/\\*/x', '/data/*', false]], 'an escaped star is a literal folder name');
+});
+
+test('the string fast paths for common glob shapes agree with minimatch on every canonical path', () => {
+  const seg = fc.constantFrom('a', 'b', 'ab', 'data', 'srv', '.env', '.x', 'x.json', 'it.json', '.json', 'json');
+  const star = fc.tuple(fc.constantFrom('', 'a', '.', 'it'), fc.constantFrom('', '.json', 'a', '.env', 'json')).map(([pre, suf]) => `${pre}*${suf}`);
+  const name = fc.constantFrom('a', '.env', 'x.json', 'data', 'json');
+  const tail = fc.oneof(
+    fc.constant(['**']),
+    star.map((s) => [s]),
+    star.map((s) => ['**', s]),
+    name.map((n) => ['**', n]),
+    name.map((n) => ['**', n, '**']),
+  );
+  const pattern = fc.tuple(fc.array(fc.constantFrom('data', 'a', '.x', 'srv'), { maxLength: 3 }), tail).map(([root, t]) => '/' + [...root, ...t].join('/'));
+  const path = fc.array(seg, { maxLength: 6 }).map((segs) => '/' + segs.join('/'));
+  fc.assert(
+    fc.property(pattern, fc.array(path, { minLength: 1, maxLength: 20 }), (pat, paths) => {
+      const fast = fastPathTest(pat);
+      assert.ok(fast !== undefined, `${pat} has a fast path`);
+      const general = compilePathGlob(pat).value?.alternatives.find((a) => !a.self)?.matcher;
+      assert.ok(general !== undefined);
+      for (const p of paths) assert.equal(fast(p), general.match(p), `${pat} vs ${p}`);
+    }),
+    { numRuns: 2000 },
+  );
+});
+
+test('the segment matcher agrees with minimatch on every canonical path', () => {
+  const seg = fc.constantFrom('a', 'b', 'ab', 'data', '.env', 'x.json', 'it.json', '.json');
+  const patSeg = fc.oneof(
+    fc.constantFrom('a', 'b', 'data', '.env', 'x.json'),
+    fc.tuple(fc.constantFrom('', 'a', '.', 'it'), fc.constantFrom('', '.json', 'a', 'b')).map(([pre, suf]) => `${pre}*${suf}`),
+  );
+  const pattern = fc
+    .tuple(fc.array(patSeg, { minLength: 0, maxLength: 3 }), fc.boolean(), fc.array(patSeg, { maxLength: 3 }))
+    .filter(([head, star, tail]) => star || head.length + tail.length > 0)
+    .map(([head, star, tail]) => '/' + [...head, ...(star ? ['**'] : []), ...tail].join('/'));
+  const path = fc.array(seg, { maxLength: 7 }).map((segs) => '/' + segs.join('/'));
+  fc.assert(
+    fc.property(pattern, fc.array(path, { minLength: 1, maxLength: 20 }), (pat, paths) => {
+      const test = segmentTest(pat);
+      assert.ok(test !== undefined, `${pat} has a segment matcher`);
+      const general = compilePathGlob(pat).value?.alternatives.find((a) => !a.self);
+      for (const p of paths) {
+        const expected = general?.matcher !== undefined ? general.matcher.match(p) : general?.literal === p;
+        assert.equal(test(new PathView(p).segments), expected, `${pat} vs ${p}`);
+        // The test the policy uses (string, segment or minimatch) agrees too.
+        if (general?.test !== undefined) assert.equal(general.test(new PathView(p)), expected, `compiled ${pat} vs ${p}`);
+      }
+    }),
+    { numRuns: 2000 },
+  );
+});
+
+test('shapes without an exact fast path fall back to minimatch', () => {
+  for (const g of ['/a/*/b', '/a/**/b/*.txt', '/a/[ab]', '/a/+(x|y)', '/a/*x*', '/a/?.txt', '/a/**/b/**/c']) assert.equal(fastPathTest(g), undefined, g);
+  for (const g of ['/a/[ab]', '/a/+(x|y)', '/a/*x*', '/a/?.txt', '/a/**/b/**/c']) assert.equal(segmentTest(g), undefined, g);
 });

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, mkdirSync, writeFileSync, symlinkSync, rmSync, realpathSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import fc from 'fast-check';
 import { AuthorityError, ErrorCode } from '../src/errors.ts';
 import { canonicalisePath, loadPolicy, resolvePath, MAX_PATH_BYTES } from '../src/policy/index.ts';
 
@@ -52,6 +53,28 @@ test('canonicalises . and .. segments, repeated slashes and trailing slashes', (
     ['/data/...', '/data/...'],
   ];
   for (const [input, out] of cases) assert.equal(canonicalisePath(input), out, input);
+});
+
+test('canonicalisation agrees with a plain segment walk on any path, and is idempotent', () => {
+  const reference = (p: string): string => {
+    const out: string[] = [];
+    for (const seg of p.normalize('NFC').split('/')) {
+      if (seg === '' || seg === '.') continue;
+      if (seg === '..') out.pop();
+      else out.push(seg);
+    }
+    return '/' + out.join('/');
+  };
+  const piece = fc.constantFrom('/', '.', '..', 'a', 'b.', '.c', '...', 'e\u0301', '\u00e9', '~');
+  fc.assert(
+    fc.property(fc.array(piece, { maxLength: 12 }), (pieces) => {
+      const p = '/' + pieces.join('');
+      const c = canonicalisePath(p);
+      assert.equal(c, reference(p), JSON.stringify(p));
+      assert.equal(canonicalisePath(c), c);
+    }),
+    { numRuns: 3000 },
+  );
 });
 
 test('refuses relative paths, NUL bytes and paths longer than PATH_MAX with E_INVALID_ARGUMENT', () => {

@@ -34,6 +34,25 @@ const OPTIONS: MinimatchOptions = Object.freeze({
   maxGlobstarRecursion: 64,
 });
 
+/**
+ * A canonical path and, computed on first use, its segments (`/a/b` ->
+ * `['a', 'b']`, `/` -> `[]`). Splitting costs more than most tests, so only
+ * the tests that need the segments pay for it.
+ */
+export class PathView {
+  readonly path: string;
+  #segments: string[] | undefined;
+  constructor(path: string) {
+    this.path = path;
+  }
+  get segments(): readonly string[] {
+    return (this.#segments ??= this.path.length === 1 ? [] : this.path.slice(1).split('/'));
+  }
+}
+
+/** A compiled test of a canonical path. */
+export type PathTest = (view: PathView) => boolean;
+
 /** One expanded alternative of a path glob. */
 export interface PathAlternative {
   /** The alternative as matched. */
@@ -46,6 +65,8 @@ export interface PathAlternative {
   /** Set when the alternative has no wildcard: the exact path it matches. */
   readonly literal?: string | undefined;
   readonly matcher?: Minimatch | undefined;
+  /** Whether a canonical path matches: an exact fast path for common shapes, else the minimatch matcher. */
+  readonly test?: PathTest | undefined;
   /** The folder itself, added for a glob ending in `/**` (`/data/**` also matches `/data`). */
   readonly self: boolean;
 }
@@ -156,7 +177,7 @@ export function compilePathGlob(source: string): GlobResult<CompiledPathGlob> {
       let k = 0;
       while (k < row.length && typeof row[k] === 'string') k++;
       const root = normaliseLiteral(row.slice(0, k) as string[]);
-      out.push({ pattern: alt, root, matcher: mm, self: false });
+      out.push({ pattern: alt, root, matcher: mm, test: compileTest(alt, mm), self: false });
     }
     if (alt.endsWith('/**')) {
       // `/data/**` means "the folder and everything in it": match the folder too.
@@ -169,11 +190,132 @@ export function compilePathGlob(source: string): GlobResult<CompiledPathGlob> {
       } else if (frow !== undefined) {
         let k = 0;
         while (k < frow.length && typeof frow[k] === 'string') k++;
-        out.push({ pattern: folderGlob, root: normaliseLiteral(frow.slice(0, k) as string[]), matcher: folder, self: true });
+        out.push({ pattern: folderGlob, root: normaliseLiteral(frow.slice(0, k) as string[]), matcher: folder, test: compileTest(folderGlob, folder), self: true });
       }
     }
   }
   return { value: { source, alternatives: out }, errors: [], warnings };
+}
+
+const MAGIC = /[*?[\]{}()!+@\\]/;
+
+/** `PRE*SUF`: one star and nothing else magic. */
+function oneStar(seg: string): { pre: string; suf: string } | undefined {
+  const star = seg.indexOf('*');
+  if (star < 0 || seg.indexOf('*', star + 1) >= 0) return undefined;
+  const pre = seg.slice(0, star);
+  const suf = seg.slice(star + 1);
+  return MAGIC.test(pre) || MAGIC.test(suf) ? undefined : { pre, suf };
+}
+
+/**
+ * An exact string test for the glob shapes policies use most, so a decision
+ * does not pay for a general matcher on them: with R a literal folder,
+ * `R/**`, `R/PRE*SUF`, and `R/**` followed by `/PRE*SUF`, `/NAME` or `/NAME/**`.
+ * On canonical paths (no `.`/`..`/empty segments) each is equivalent to
+ * minimatch with the options above; a property test holds them to it.
+ * Returns undefined for any other shape.
+ */
+export function fastPathTest(alt: string): ((path: string) => boolean) | undefined {
+  if (!alt.startsWith('/') || alt.includes('//')) return undefined;
+  const segs = alt.split('/').slice(1);
+  let k = 0;
+  while (k < segs.length && !MAGIC.test(segs[k] as string)) k++;
+  const rootSegs = segs.slice(0, k);
+  const tail = segs.slice(k);
+  if (tail.length === 0 || segs.some((s) => s === '' || s === '.' || s === '..')) return undefined;
+  const prefix = rootSegs.length === 0 ? '/' : `/${rootSegs.join('/')}/`;
+  const n = prefix.length;
+  const [t0, t1, t2] = tail;
+  if (tail.length === 1 && t0 === '**') return (p) => p.startsWith(prefix);
+  if (tail.length === 1) {
+    const s = oneStar(t0 as string);
+    if (s === undefined) return undefined;
+    const min = s.pre.length + s.suf.length;
+    return (p) =>
+      p.length > n && p.startsWith(prefix) && p.indexOf('/', n) < 0 && p.length - n >= min && p.startsWith(s.pre, n) && p.endsWith(s.suf);
+  }
+  if (tail.length === 2 && t0 === '**') {
+    const last = t1 as string;
+    if (!MAGIC.test(last)) {
+      // The last segment is NAME and lies under the prefix.
+      return (p) => {
+        if (!p.startsWith(prefix) || !p.endsWith(last)) return false;
+        const slash = p.length - last.length - 1;
+        return slash >= n - 1 && p.charCodeAt(slash) === 47;
+      };
+    }
+    const s = oneStar(last);
+    if (s === undefined) return undefined;
+    const min = s.pre.length + s.suf.length;
+    return (p) => {
+      if (!p.startsWith(prefix)) return false;
+      const slash = p.lastIndexOf('/');
+      return slash >= n - 1 && p.length - slash - 1 > 0 && p.length - slash - 1 >= min && p.startsWith(s.pre, slash + 1) && p.endsWith(s.suf);
+    };
+  }
+  if (tail.length === 3 && t0 === '**' && t2 === '**' && !MAGIC.test(t1 as string)) {
+    const middle = `/${t1}/`;
+    return (p) => p.startsWith(prefix) && p.indexOf(middle, n - 1) >= 0;
+  }
+  return undefined;
+}
+
+type SegmentTest = string | { readonly pre: string; readonly suf: string; readonly min: number } | typeof GLOBSTAR_SEG;
+const GLOBSTAR_SEG = Symbol('**');
+
+function segTest(t: Exclude<SegmentTest, typeof GLOBSTAR_SEG>, seg: string): boolean {
+  if (typeof t === 'string') return t === seg;
+  return seg.length >= t.min && seg.startsWith(t.pre) && seg.endsWith(t.suf);
+}
+
+/**
+ * An exact segment-by-segment matcher for globs whose segments are each a
+ * literal, `PRE*SUF` (one star), or `**` (at most one of them). On canonical
+ * paths it is equivalent to minimatch with the options above (a property
+ * test holds it to that). Returns undefined for any other glob.
+ */
+export function segmentTest(alt: string): ((segments: readonly string[]) => boolean) | undefined {
+  if (!alt.startsWith('/') || alt.includes('//')) return undefined;
+  const segs = alt === '/' ? [] : alt.slice(1).split('/');
+  const tests: SegmentTest[] = [];
+  for (const seg of segs) {
+    if (seg === '' || seg === '.' || seg === '..') return undefined;
+    if (seg === '**') tests.push(GLOBSTAR_SEG);
+    else if (!MAGIC.test(seg)) tests.push(seg);
+    else {
+      const s = oneStar(seg);
+      if (s === undefined) return undefined;
+      tests.push({ pre: s.pre, suf: s.suf, min: s.pre.length + s.suf.length });
+    }
+  }
+  const g = tests.indexOf(GLOBSTAR_SEG);
+  if (g !== tests.lastIndexOf(GLOBSTAR_SEG)) return undefined;
+  if (g < 0) {
+    const fixed = tests as Exclude<SegmentTest, typeof GLOBSTAR_SEG>[];
+    return (path) => path.length === fixed.length && fixed.every((t, i) => segTest(t, path[i] as string));
+  }
+  const head = tests.slice(0, g) as Exclude<SegmentTest, typeof GLOBSTAR_SEG>[];
+  const tail = tests.slice(g + 1) as Exclude<SegmentTest, typeof GLOBSTAR_SEG>[];
+  // A trailing `**` needs at least one segment (`/a/**` is not `/a`), except
+  // `/**` alone, which also matches `/`; elsewhere `**` may match none.
+  const need = head.length + tail.length + (tail.length === 0 && head.length > 0 ? 1 : 0);
+  return (path) => {
+    const n = path.length;
+    if (n < need) return false;
+    for (let i = 0; i < head.length; i++) if (!segTest(head[i] as (typeof head)[number], path[i] as string)) return false;
+    for (let i = 0; i < tail.length; i++) if (!segTest(tail[i] as (typeof tail)[number], path[n - tail.length + i] as string)) return false;
+    return true;
+  };
+}
+
+/** The fastest exact test for an alternative: a string test, a segment test, or minimatch. */
+function compileTest(alt: string, mm: Minimatch): PathTest {
+  const str = fastPathTest(alt);
+  if (str !== undefined) return (v) => str(v.path);
+  const seg = segmentTest(alt);
+  if (seg !== undefined) return (v) => seg(v.segments);
+  return (v) => mm.match(v.path);
 }
 
 function normaliseLiteral(parts: readonly string[]): string {

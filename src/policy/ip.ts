@@ -81,8 +81,21 @@ function parseIpv4Number(part: string): number | null {
   return parseInt(digits, radix);
 }
 
+const DOTTED_QUAD = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
+const NUMERIC_LABEL = /^(?:0[xX][0-9a-fA-F]*|\d+)$/;
+
 /** WHATWG IPv4 parser. Returns null when the text is not an IPv4 literal. */
 function parseIpv4(text: string): Uint8Array | null {
+  // Most hosts are names: their last character is no digit (`.com`), and that settles it.
+  const lastChar = text.charCodeAt(text.length - (text.endsWith('.') ? 2 : 1));
+  if (!(lastChar >= 48 && lastChar <= 57) && hexValue(lastChar) < 0 && lastChar !== 120 && lastChar !== 88) return null;
+  // The common case, a plain dotted quad, without the general machinery.
+  const q = DOTTED_QUAD.exec(text);
+  if (q !== null) return new Uint8Array([Number(q[1]), Number(q[2]), Number(q[3]), Number(q[4])]);
+  // WHATWG: a host is an IPv4 address only when its last label is a number;
+  // a name (`api.example.com`) stops here.
+  const end = text.endsWith('.') ? text.length - 1 : text.length;
+  if (!NUMERIC_LABEL.test(text.slice(text.lastIndexOf('.', end - 1) + 1, end))) return null;
   const parts = text.split('.');
   if (parts[parts.length - 1] === '' && parts.length > 1) parts.pop();
   if (parts.length > 4 || parts.length === 0) return null;
@@ -102,25 +115,36 @@ function parseIpv4(text: string): Uint8Array | null {
   return new Uint8Array([(value >>> 24) & 255, (value >>> 16) & 255, (value >>> 8) & 255, value & 255]);
 }
 
-const HEX = /^[0-9a-fA-F]$/;
-const DIGIT = /^[0-9]$/;
+const COLON = 58;
+const DOT = 46;
+
+function hexValue(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48;
+  if (c >= 97 && c <= 102) return c - 87;
+  if (c >= 65 && c <= 70) return c - 55;
+  return -1;
+}
+
+const isDigit = (c: number): boolean => c >= 48 && c <= 57;
 
 /** WHATWG IPv6 parser (without brackets). Returns null when not an IPv6 literal. */
 function parseIpv6(input: string): Uint8Array | null {
   const address = [0, 0, 0, 0, 0, 0, 0, 0];
+  const len = input.length;
+  // NaN past the end compares false with everything, like the spec's EOF.
+  const c = (i: number): number => input.charCodeAt(i);
   let pieceIndex = 0;
   let compress: number | null = null;
   let p = 0;
-  const c = (i: number): string | undefined => input[i];
-  if (c(p) === ':') {
-    if (c(p + 1) !== ':') return null;
+  if (c(p) === COLON) {
+    if (c(p + 1) !== COLON) return null;
     p += 2;
     pieceIndex++;
     compress = pieceIndex;
   }
-  while (p < input.length) {
+  while (p < len) {
     if (pieceIndex === 8) return null;
-    if (c(p) === ':') {
+    if (c(p) === COLON) {
       if (compress !== null) return null;
       p++;
       pieceIndex++;
@@ -129,41 +153,41 @@ function parseIpv6(input: string): Uint8Array | null {
     }
     let value = 0;
     let length = 0;
-    while (length < 4 && p < input.length && HEX.test(c(p) as string)) {
-      value = value * 16 + parseInt(c(p) as string, 16);
+    while (length < 4 && p < len && hexValue(c(p)) >= 0) {
+      value = value * 16 + hexValue(c(p));
       p++;
       length++;
     }
-    if (c(p) === '.') {
+    if (c(p) === DOT) {
       if (length === 0) return null;
       p -= length;
       if (pieceIndex > 6) return null;
       let numbersSeen = 0;
-      while (p < input.length) {
-        let piece: number | null = null;
+      while (p < len) {
+        let piece = -1;
         if (numbersSeen > 0) {
-          if (c(p) === '.' && numbersSeen < 4) p++;
+          if (c(p) === DOT && numbersSeen < 4) p++;
           else return null;
         }
-        if (p >= input.length || !DIGIT.test(c(p) as string)) return null;
-        while (p < input.length && DIGIT.test(c(p) as string)) {
-          const n = Number(c(p));
-          if (piece === null) piece = n;
+        if (p >= len || !isDigit(c(p))) return null;
+        while (p < len && isDigit(c(p))) {
+          const n = c(p) - 48;
+          if (piece === -1) piece = n;
           else if (piece === 0) return null;
           else piece = piece * 10 + n;
           if (piece > 255) return null;
           p++;
         }
-        address[pieceIndex] = (address[pieceIndex] as number) * 0x100 + (piece as number);
+        address[pieceIndex] = (address[pieceIndex] as number) * 0x100 + piece;
         numbersSeen++;
         if (numbersSeen === 2 || numbersSeen === 4) pieceIndex++;
       }
       if (numbersSeen !== 4) return null;
       break;
-    } else if (c(p) === ':') {
+    } else if (c(p) === COLON) {
       p++;
-      if (p >= input.length) return null;
-    } else if (p < input.length) {
+      if (p >= len) return null;
+    } else if (p < len) {
       return null;
     }
     address[pieceIndex] = value;
@@ -184,10 +208,11 @@ function parseIpv6(input: string): Uint8Array | null {
     return null;
   }
   const bytes = new Uint8Array(16);
-  address.forEach((piece, i) => {
+  for (let i = 0; i < 8; i++) {
+    const piece = address[i] as number;
     bytes[2 * i] = piece >> 8;
     bytes[2 * i + 1] = piece & 255;
-  });
+  }
   return bytes;
 }
 
@@ -440,7 +465,8 @@ export function classifyIp(input: string | IpAddress): AddressInfo {
     const r = classifyV4(ip.bytes);
     return r === undefined ? { address, version: 4, class: 'public', range: '0.0.0.0/0' } : { address, version: 4, class: r.cls, range: r.text };
   }
-  for (const r of V6_RANGES.slice(0, 4)) {
+  for (let i = 0; i < 4; i++) {
+    const r = V6_RANGES[i] as Range;
     if (hasPrefix(ip.bytes, r.net, r.prefix)) return { address, version: 6, class: r.cls, range: r.text };
   }
   const emb = embeddedV4(ip.bytes);
@@ -449,7 +475,8 @@ export function classifyIp(input: string | IpAddress): AddressInfo {
     const embedded = formatIp({ version: 4, bytes: emb.v4 });
     return { address, version: 6, class: r?.cls ?? 'public', range: r?.text ?? '0.0.0.0/0', embedded, embedding: emb.how };
   }
-  for (const r of V6_RANGES.slice(4)) {
+  for (let i = 4; i < V6_RANGES.length; i++) {
+    const r = V6_RANGES[i] as Range;
     if (hasPrefix(ip.bytes, r.net, r.prefix)) return { address, version: 6, class: r.cls, range: r.text };
   }
   return { address, version: 6, class: 'reserved', range: '::/0' };

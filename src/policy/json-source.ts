@@ -17,6 +17,8 @@ export interface JsonSource {
   readonly value: unknown;
   /** Where each value starts, by formatted path (`""` for the root). */
   readonly positions: ReadonlyMap<string, Position>;
+  /** Where each object member's key starts, by the member's formatted path. */
+  readonly keyPositions: ReadonlyMap<string, Position>;
 }
 
 export class JsonSyntaxError extends Error {
@@ -50,6 +52,7 @@ export function formatPath(path: JsonPath): string {
  */
 export function parseJsonSource(text: string): JsonSource {
   const positions = new Map<string, Position>();
+  const keyPositions = new Map<string, Position>();
   let i = 0;
   let line = 1;
   let lineStart = 0;
@@ -108,6 +111,7 @@ export function parseJsonSource(text: string): JsonSource {
           throw new JsonSyntaxError(`duplicate key ${JSON.stringify(key)}: JSON keeps only one of them, so the file would not mean what it says`, formatPath([...path, key]), keyPos);
         }
         seen.add(key);
+        keyPositions.set(formatPath([...path, key]), keyPos);
         ws();
         if (text[i] !== ':') fail("expected ':' after a key", [...path, key]);
         i++;
@@ -155,5 +159,5 @@ export function parseJsonSource(text: string): JsonSource {
   const v = value([], 0);
   ws();
   if (i < text.length) fail('unexpected text after the JSON value', []);
-  return { value: v, positions };
+  return { value: v, positions, keyPositions };
 }

@@ -10,7 +10,7 @@ import type { z } from 'zod';
 import { AuthorityError, ErrorCode } from '../errors.ts';
 import type { RateSpec } from '../limits/rate.ts';
 import type { BudgetLimits, RateLimits } from '../limits/limiter.ts';
-import { nameGlobCovers, type CompiledNameGlob, type CompiledPathGlob } from './glob.ts';
+import { PathView, nameGlobCovers, type CompiledNameGlob, type CompiledPathGlob } from './glob.ts';
 import { formatIp } from './ip.ts';
 import { JsonSyntaxError, formatPath, parseJsonSource, type JsonPath, type Position } from './json-source.ts';
 import { formatOrigin, hostMatches, parseHostPattern } from './net-rules.ts';
@@ -53,7 +53,7 @@ export function parsePolicy(text: string, options: LoadOptions = {}): LoadedPoli
     }
     throw e;
   }
-  return build(parsed.value, options.source, parsed.positions);
+  return build(parsed.value, options.source, parsed);
 }
 
 /**
@@ -62,6 +62,11 @@ export function parsePolicy(text: string, options: LoadOptions = {}): LoadedPoli
  */
 export function loadPolicy(document: unknown, options: LoadOptions = {}): LoadedPolicy {
   return build(document, options.source, undefined);
+}
+
+interface Located {
+  readonly positions: ReadonlyMap<string, Position>;
+  readonly keyPositions: ReadonlyMap<string, Position>;
 }
 
 /** Read and load a policy file (at most 1 MiB). A missing file is `E_CONFIG`. */
@@ -142,12 +147,12 @@ function typeName(v: unknown): string {
   return typeof v === 'string' ? 'a string' : typeof v === 'number' ? 'a number' : typeof v === 'boolean' ? 'a boolean' : String(typeof v);
 }
 
-function toIssues(error: z.ZodError, positions: ReadonlyMap<string, Position> | undefined): PolicyIssue[] {
+function toIssues(error: z.ZodError, located: Located | undefined): PolicyIssue[] {
   const out: PolicyIssue[] = [];
-  const at = (path: JsonPath, message: string): void => {
-    // The nearest located ancestor, for a field that is missing.
-    let pos: Position | undefined;
-    for (let n = path.length; n >= 0 && pos === undefined; n--) pos = positions?.get(formatPath(path.slice(0, n)));
+  const at = (path: JsonPath, message: string, key = false): void => {
+    // An unknown key is shown at the key; a missing field at its nearest located ancestor.
+    let pos: Position | undefined = key ? located?.keyPositions.get(formatPath(path)) : undefined;
+    for (let n = path.length; n >= 0 && pos === undefined; n--) pos = located?.positions.get(formatPath(path.slice(0, n)));
     out.push({ path: formatPath(path) || '(root)', message, line: pos?.line, column: pos?.column });
   };
   for (const iss of error.issues) {
@@ -158,7 +163,7 @@ function toIssues(error: z.ZodError, positions: ReadonlyMap<string, Position> | 
         for (const key of iss.keys) {
           const close = known.filter((k) => distance(k, key) <= 2).sort((x, y) => distance(x, key) - distance(y, key))[0];
           const hint = close !== undefined ? `; did you mean ${close}?` : known.length > 0 ? ` (known: ${known.join(', ')})` : '';
-          at([...path, key], `unknown field${hint}`);
+          at([...path, key], `unknown field${hint}`, true);
         }
         break;
       }
@@ -199,9 +204,10 @@ function deepFreeze<T>(v: T): T {
   return v;
 }
 
-function build(document: unknown, source: string | undefined, positions: ReadonlyMap<string, Position> | undefined): LoadedPolicy {
+function build(document: unknown, source: string | undefined, located: Located | undefined): LoadedPolicy {
   const result = PolicySchema.safeParse(document, { reportInput: true });
-  if (!result.success) throw invalidPolicy(toIssues(result.error, positions), source);
+  if (!result.success) throw invalidPolicy(toIssues(result.error, located), source);
+  const positions = located?.positions;
   const doc = result.data;
   const warnings: PolicyIssue[] = [];
   const warn = (path: JsonPath, message: string): void => {
@@ -327,7 +333,7 @@ function checkFsShadows(key: 'read' | 'write', allows: readonly CompiledPathGlob
     const allCovered =
       alts.length > 0 &&
       alts.every((a) => {
-        const hit = a.literal !== undefined ? denySet.match(a.literal) : denyHits.find((d) => covers(d, a));
+        const hit = a.literal !== undefined ? denySet.match(new PathView(a.literal)) : denyHits.find((d) => covers(d, a));
         by ??= hit;
         return hit !== undefined;
       });

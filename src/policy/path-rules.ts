@@ -5,7 +5,7 @@
  * alternatives rooted at `/`, `/a`, `/a/b` or `/a/b/c`.
  * @module
  */
-import type { CompiledPathGlob, PathAlternative } from './glob.ts';
+import type { CompiledPathGlob, PathAlternative, PathView } from './glob.ts';
 
 /** A glob alternative with the rule it came from. */
 export interface PathRuleHit {
@@ -57,18 +57,20 @@ export class PathRuleSet {
     Object.freeze(this);
   }
 
-  /** The first rule (lowest index) with an alternative matching the canonical `path`. */
-  match(path: string): PathRuleHit | undefined {
+  /** The first rule (lowest index) with an alternative matching the canonical path. */
+  match(view: PathView): PathRuleHit | undefined {
+    const path = view.path;
     let best = this.#literal.get(path);
     let n: TrieNode | undefined = this.#root;
-    best = scan(n, path, best);
+    best = scan(n, view, best);
+    // Walk down the roots along the path; most paths leave the trie after a level or two.
     let start = 1;
-    while (start < path.length) {
+    while (start < path.length && n.children.size > 0) {
       let end = path.indexOf('/', start);
       if (end < 0) end = path.length;
       n = n.children.get(path.slice(start, end));
       if (n === undefined) break;
-      best = scan(n, path, best);
+      best = scan(n, view, best);
       start = end + 1;
     }
     return best;
@@ -86,10 +88,10 @@ export class PathRuleSet {
   }
 }
 
-function scan(n: TrieNode, path: string, best: PathRuleHit | undefined): PathRuleHit | undefined {
+function scan(n: TrieNode, view: PathView, best: PathRuleHit | undefined): PathRuleHit | undefined {
   for (const h of n.hits) {
     if (best !== undefined && h.index >= best.index) return best;
-    if ((h.alternative.matcher as NonNullable<PathAlternative['matcher']>).match(path)) return h;
+    if ((h.alternative.test as NonNullable<PathAlternative['test']>)(view)) return h;
   }
   return best;
 }

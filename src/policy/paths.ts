@@ -15,9 +15,27 @@ export const MAX_PATH_BYTES = 4096;
 /** Symlinks followed while resolving one path before giving up (Linux MAXSYMLINKS). */
 export const MAX_SYMLINK_HOPS = 40;
 
-// A path needs work if it has `//`, a `.` or `..` segment, a trailing slash,
-// or anything outside printable ASCII (NUL, or Unicode that may need NFC).
-const NEEDS_WORK = /\/\/|\/\.\.?(?:\/|$)|.\/$|[^\x20-\x7e]/;
+/**
+ * Whether a path needs work: `//`, a `.` or `..` segment, a trailing slash,
+ * or anything outside printable ASCII (NUL, or Unicode that may need NFC).
+ * A loop, because this runs on every fs decision.
+ */
+function needsWork(path: string): boolean {
+  const n = path.length;
+  for (let i = 0; i < n; i++) {
+    const c = path.charCodeAt(i);
+    if (c < 0x20 || c > 0x7e) return true;
+    if (c !== 47 /* / */) continue;
+    const next = path.charCodeAt(i + 1);
+    if (next === 47 || (i === n - 1 && n > 1)) return true;
+    if (next === 46 /* . */) {
+      const after = path.charCodeAt(i + 2);
+      if (i + 2 === n || after === 47) return true;
+      if (after === 46 && (i + 3 === n || path.charCodeAt(i + 3) === 47)) return true;
+    }
+  }
+  return false;
+}
 
 function invalid(message: string, path: string): AuthorityError {
   return new AuthorityError(ErrorCode.INVALID_ARGUMENT, message, { data: { path: path.length > 256 ? path.slice(0, 256) + '...' : path } });
@@ -37,7 +55,7 @@ function invalid(message: string, path: string): AuthorityError {
 export function canonicalisePath(path: string): string {
   if (typeof path !== 'string') throw invalid('path must be a string', String(path));
   if (path.charCodeAt(0) !== 47 /* / */) throw invalid(`path must be absolute (start with /): ${JSON.stringify(truncate(path))}`, path);
-  if (!NEEDS_WORK.test(path)) {
+  if (!needsWork(path)) {
     if (path.length > MAX_PATH_BYTES) throw invalid(`path is longer than ${MAX_PATH_BYTES} bytes`, path);
     return path;
   }

@@ -8,8 +8,8 @@ import { AuthorityError, ErrorCode } from '../errors.ts';
 import type { Decision } from '../gate/types.ts';
 import type { BudgetLimits, LimiterConfig, RateLimits } from '../limits/limiter.ts';
 import type { CompiledNameGlob } from './glob.ts';
-import { nameGlobMatches } from './glob.ts';
-import { classifyIp, parseIp, type AddressInfo } from './ip.ts';
+import { PathView, nameGlobMatches } from './glob.ts';
+import { classifyIp, parseIp, sameIp, unmapIp, type AddressInfo } from './ip.ts';
 import { METHOD, formatOrigin, hostMatches, namesAddress, originMatches, type NetRule, type SecretHost } from './net-rules.ts';
 import type { PathRuleHit, PathRuleSet } from './path-rules.ts';
 import { canonicalisePath, resolvePath } from './paths.ts';
@@ -199,7 +199,7 @@ export class Policy {
       return no(e instanceof AuthorityError ? e.code : ErrorCode.IO, e instanceof Error ? e.message : String(e));
     }
     if (real !== lexical) {
-      const d = this.#c.fsDeny.match(lexical);
+      const d = this.#c.fsDeny.match(new PathView(lexical));
       if (d !== undefined) return this.#denyHit(d, lexical);
     }
     const decision = this.#decideFs(op, real);
@@ -225,7 +225,7 @@ export class Policy {
     if (addr === null) return no(ErrorCode.INVALID_ARGUMENT, `not an IP address: ${JSON.stringify(ip)}`);
     const info = classifyIp(addr);
     const shown = u.hostKind === 'ipv6' ? `[${u.host}]` : u.host;
-    if (u.ip !== undefined && classifyIp(u.ip).address !== info.address && formatUnmapped(u.ip) !== formatUnmapped(addr)) {
+    if (u.ip !== undefined && !sameIp(unmapIp(u.ip), unmapIp(addr))) {
       return no(ErrorCode.POLICY_DENY, `${info.address} is not the address ${shown} names`, { target: u.origin });
     }
     let nearest: NetRule | undefined;
@@ -272,11 +272,12 @@ export class Policy {
   // ----------------------------------------------------------------- fs
 
   #decideFs(op: FsOp, path: string): PolicyDecision {
-    const d = this.#c.fsDeny.match(path);
+    const view = new PathView(path);
+    const d = this.#c.fsDeny.match(view);
     if (d !== undefined) return this.#denyHit(d, path);
     const reading = READ_OPS.has(op);
     const list = reading ? this.#c.fsRead : this.#c.fsWrite;
-    const hit = list.match(path);
+    const hit = list.match(view);
     const key = reading ? 'fs.read' : 'fs.write';
     if (hit !== undefined) {
       return {
@@ -400,9 +401,4 @@ function describeClass(info: AddressInfo): string {
   };
   const cls = `${names[info.class] ?? info.class} (${info.range})`;
   return info.embedded === undefined ? cls : `${cls}, as the ${info.embedding} form of ${info.embedded}`;
-}
-
-function formatUnmapped(ip: NonNullable<ReturnType<typeof parseIp>>): string {
-  const info = classifyIp(ip);
-  return info.embedding === 'ipv4-mapped' && info.embedded !== undefined ? info.embedded : info.address;
 }

@@ -84,10 +84,11 @@ export function canonicaliseUrl(raw: string): CanonicalUrl {
     if (ip === null) throw invalid('URL host is not a valid IPv6 address', raw);
     return finish(url.href, scheme, formatIp(ip), 'ipv6', port, ip);
   }
+  // The parser has already turned any IPv4 form into a dotted quad.
   const ip = parseIp(hostname);
   if (ip !== null) return finish(url.href, scheme, formatIp(ip), 'ipv4', port, ip);
   const host = hostname.endsWith('.') ? hostname.slice(0, -1) : hostname;
-  if (host === '' || host.split('.').some((label) => label === '')) throw invalid(`URL host has an empty label: ${JSON.stringify(hostname)}`, raw);
+  if (host === '' || host.startsWith('.') || host.endsWith('.') || host.includes('..')) throw invalid(`URL host has an empty label: ${JSON.stringify(hostname)}`, raw);
   return finish(url.href, scheme, host, 'name', port, undefined);
 }
 
