@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { ErrorCode } from '../src/errors.ts';
-import { FS_OPS, loadPolicy, type PolicyDecision, type PolicyRequest } from '../src/policy/index.ts';
+import { FS_OPS, loadPolicy, toPolicyRequest, type PolicyDecision, type PolicyRequest } from '../src/policy/index.ts';
 import { METADATA_FORMS } from './fixtures/policies/addresses.ts';
 
 const policyOf = (doc: Record<string, unknown>) => loadPolicy({ version: '1.0', ...doc }).policy;
@@ -434,4 +434,13 @@ test('repeated tool decisions are the same frozen value', () => {
   const b = toolPolicy.decide({ op: 'tool.invoke', name: 'wc' });
   assert.equal(a, b);
   assert.ok(Object.isFrozen(a));
+});
+
+test('maps a gate host call to the request the policy decides', () => {
+  const p = policyOf({ fs: { write: ['/out/**'] }, net: { connect: [{ url: 'https://api.example.com', methods: ['POST'] }] }, secrets: { K: { reveal: true } } });
+  allows(p.decide(toPolicyRequest({ op: 'fs.write', path: '/out/a', data: new Uint8Array(1) })));
+  denies(p.decide(toPolicyRequest({ op: 'fs.read', path: '/out/a' })));
+  allows(p.decide(toPolicyRequest({ op: 'http.fetch', method: 'POST', url: 'https://api.example.com/x', headers: [] })));
+  denies(p.decide(toPolicyRequest({ op: 'http.fetch', method: 'GET', url: 'https://api.example.com/x', headers: [] })));
+  allows(p.decide(toPolicyRequest({ op: 'secrets.get', name: 'K' })));
 });

@@ -166,6 +166,9 @@ test('names each problem with its JSON path and says what is wrong', () => {
     [{ secrets: { K: { hosts: ['a.example/path'] } } }, 'secrets.K.hosts[0]', 'a secret host is a host name (https, any port) or scheme://host[:port]'],
     [{ secrets: { K: { hosts: ['ftp://a.example'] } } }, 'secrets.K.hosts[0]', 'scheme must be http or https, not ftp'],
     [{ secrets: { K: { hosts: [''] } } }, 'secrets.K.hosts[0]', 'host is empty'],
+    [{ secrets: { K: { hosts: ['::1'] } } }, 'secrets.K.hosts[0]', 'write an IPv6 address in brackets, e.g. [::1]'],
+    [{ secrets: { K: { hosts: ['[zz::1]'] } } }, 'secrets.K.hosts[0]', '"[zz::1]" is not an IPv6 address'],
+    [{ secrets: { K: { hosts: ['*.*.example'] } } }, 'secrets.K.hosts[0]', 'a wildcard must be the whole host (*) or its first label (*.example.com)'],
     [{ secrets: { K: { reveal: 'yes' } } }, 'secrets.K.reveal', 'expected true or false, got a string'],
     // tools
     [{ tools: { allow: [7] } }, 'tools.allow[0]', 'expected a tool name or glob, got a number'],
@@ -243,6 +246,11 @@ test('reports JSON syntax errors with their position', () => {
   assert.throws(() => parsePolicy('{"version":\'1.0\'}'), /version: unexpected "'"/);
   assert.throws(() => parsePolicy('{"version":"1.0", /* no comments */ }'), /expected a "key"/);
   assert.throws(() => parsePolicy('['.repeat(100) + ']'.repeat(100)), /nested more than 64 levels deep/);
+  assert.throws(() => parsePolicy('{"version" "1.0"}'), /version: expected ':' after a key \(line 1, column 12\)/);
+  assert.throws(() => parsePolicy('{"version":"1.0" "fs":{}}'), /expected ',' or '}'/);
+  assert.throws(() => parsePolicy('{"version":"1.0","tools":{"allow":["a" "b"]}}'), /tools\.allow: expected ',' or '\]'/);
+  assert.throws(() => parsePolicy('{"version":"1.0\n"}'), /control character in a string/);
+  assert.throws(() => parsePolicy('{"version":"\\q"}'), /invalid escape in a string/);
   // A byte-order mark is not a problem.
   assert.equal(parsePolicy('\ufeff{"version":"1.0"}').policy.version, '1.0');
 });
@@ -354,7 +362,8 @@ test('does not change when the caller later mutates the object it loaded', () =>
   assert.equal(policy.decide({ op: 'fs.read', path: '/etc/passwd' }).allow, false);
 });
 
-test('identifies a policy by a digest that ignores key order and whitespace', () => {
+test('identifies a policy by a digest that ignores key order, whitespace and undefined keys', () => {
+  assert.equal(loadPolicy({ version: '1.0', fs: undefined }).policy.digest, loadPolicy({ version: '1.0' }).policy.digest);
   const a = parsePolicy('{"version":"1.0","fs":{"read":["/a/**"],"write":["/b/**"]}}').policy;
   const b = parsePolicy('{ "fs": { "write": ["/b/**"], "read": ["/a/**"] },\n "version": "1.0" }').policy;
   const c = parsePolicy('{"version":"1.0","fs":{"read":["/a/**"],"write":["/c/**"]}}').policy;

@@ -6,6 +6,7 @@
 export { parsePolicy, loadPolicy, loadPolicyFile, formatIssue, MAX_POLICY_BYTES, type LoadOptions, type LoadedPolicy } from './load.ts';
 export {
   Policy,
+  toPolicyRequest,
   DEFAULT_CAPS,
   FS_OPS,
   POLICY_OPS,

@@ -190,7 +190,10 @@ function toIssues(error: z.ZodError, located: Located | undefined): PolicyIssue[
 function canonicalJson(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
   if (v !== null && typeof v === 'object') {
-    const keys = Object.keys(v).sort();
+    // A key set to undefined is the same as an absent key (JSON has no undefined).
+    const keys = Object.keys(v)
+      .filter((k) => (v as Record<string, unknown>)[k] !== undefined)
+      .sort();
     return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson((v as Record<string, unknown>)[k])}`).join(',')}}`;
   }
   return JSON.stringify(v);

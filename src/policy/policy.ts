@@ -5,7 +5,7 @@
  * @module
  */
 import { AuthorityError, ErrorCode } from '../errors.ts';
-import type { Decision } from '../gate/types.ts';
+import type { Decision, HostCall } from '../gate/types.ts';
 import type { BudgetLimits, LimiterConfig, RateLimits } from '../limits/limiter.ts';
 import type { CompiledNameGlob } from './glob.ts';
 import { PathView, nameGlobMatches } from './glob.ts';
@@ -29,7 +29,29 @@ export type PolicyRequest =
   | { readonly op: 'tool.invoke'; readonly name: string };
 
 export type PolicyOp = PolicyRequest['op'];
+/** Every operation the policy decides, as the CLI's `--op` takes them. */
 export const POLICY_OPS: readonly PolicyOp[] = [...FS_OPS, 'http.fetch', 'secrets.get', 'secrets.use', 'tool.invoke'];
+
+/**
+ * The policy request for a host call as the gate decoded it. Secret
+ * placeholders in an http request are separate `secrets.use` requests, one per
+ * name, which the gate makes in addition to this one.
+ *
+ * @example
+ * ```ts
+ * policy.decide(toPolicyRequest({ op: 'fs.read', path: '/data/a.txt' }));
+ * ```
+ */
+export function toPolicyRequest(call: HostCall): PolicyRequest {
+  switch (call.op) {
+    case 'http.fetch':
+      return { op: 'http.fetch', url: call.url, method: call.method };
+    case 'secrets.get':
+      return { op: 'secrets.get', name: call.name };
+    default:
+      return { op: call.op, path: call.path };
+  }
+}
 
 /** A Decision, plus what the host needs to act on an allowed fs or http call. */
 export type PolicyDecision = Decision & {
