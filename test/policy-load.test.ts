@@ -353,6 +353,11 @@ test('freezes the policy, its caps, budgets, warnings and document', () => {
   assert.throws(() => {
     (policy.budgets.run as { tool_calls: number }).tool_calls = 1e9;
   }, TypeError);
+  const limited = loadPolicy({ version: '1.0', limits: { http: '1/s', hosts: { 'a.example': '1/m' } } }).policy;
+  assert.ok(Object.isFrozen(limited.limits) && Object.isFrozen(limited.limits.http));
+  assert.throws(() => (limited.limits.hosts as Map<string, unknown>).set('b.example', {}), /cannot be changed/);
+  assert.throws(() => (limited.limits.hosts as Map<string, unknown>).delete('a.example'), /cannot be changed/);
+  assert.equal(limited.limits.hosts?.size, 1);
 });
 
 test('does not change when the caller later mutates the object it loaded', () => {

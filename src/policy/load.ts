@@ -309,7 +309,16 @@ function buildLimits(l: ParsedPolicy['limits']): RateLimits {
       else if (p.kind === 'ip') hosts.set(formatIp(p.ip), spec);
     }
   }
-  return Object.freeze({ http: l.http, fs: l.fs, secrets: l.secrets, invocations: l.invocations, per_token: l.per_token, hosts });
+  return Object.freeze({ http: l.http, fs: l.fs, secrets: l.secrets, invocations: l.invocations, per_token: l.per_token, hosts: hosts && lockMap(hosts) });
+}
+
+/** A Map that refuses changes: freezing a Map does not stop `set`. */
+function lockMap<K, V>(map: Map<K, V>): ReadonlyMap<K, V> {
+  const refuse = (): never => {
+    throw new TypeError('a loaded policy cannot be changed');
+  };
+  Object.defineProperties(map, { set: { value: refuse }, delete: { value: refuse }, clear: { value: refuse } });
+  return Object.freeze(map);
 }
 
 type Warn = (path: JsonPath, message: string) => void;

@@ -122,9 +122,10 @@ function no(code: ErrorCode, reason: string, extra: { rule?: string | undefined;
   return { allow: false, code, reason, rule: extra.rule, target: extra.target };
 }
 
+/** A thrown check is a deny: its own code for an AuthorityError (bad input), else an internal fault. */
 function invalid(e: unknown): PolicyDecision {
-  const message = e instanceof Error ? e.message : String(e);
-  return no(ErrorCode.INVALID_ARGUMENT, message);
+  if (e instanceof AuthorityError) return no(e.code, e.message);
+  return no(ErrorCode.INTERNAL, `policy check failed: ${e instanceof Error ? e.message : String(e)}`);
 }
 
 function quote(s: string): string {
