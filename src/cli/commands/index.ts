@@ -1,9 +1,13 @@
 import type { Command } from '../types.ts';
+import { buildCommand } from './build.ts';
 import { capCommand } from './cap.ts';
 import { keysCommand } from './keys.ts';
+import { policyCommand } from './policy.ts';
 
 /** Every `authority` command, in the order `authority --help` lists them. */
 export const commands: readonly Command[] = [
+  buildCommand,
   keysCommand,
   capCommand,
+  policyCommand,
 ];
