@@ -41,7 +41,7 @@ export interface HttpClientOptions {
   /** Resolver (default `dns.promises.lookup`). */
   lookup?: LookupFn;
   /** TLS and socket options for every connection (for example `ca`). `rejectUnauthorized: false` is refused. */
-  connect?: Omit<buildConnector.BuildOptions, 'rejectUnauthorized'> & { rejectUnauthorized?: true };
+  connect?: buildConnector.BuildOptions;
   /** Called before every dial with the IP and port; throwing refuses the connection. For audit, metrics and tests. */
   onConnect?: (address: string, port: number) => void;
   /** Default caps; a call's own `limits` override them. */
@@ -102,8 +102,8 @@ export class HttpClient {
   readonly #limits: HttpLimits;
 
   constructor(options: HttpClientOptions = {}) {
-    if ((options.connect as { rejectUnauthorized?: unknown } | undefined)?.rejectUnauthorized === false) {
-      throw new AuthorityError(ErrorCode.CONFIG, 'the http client never turns TLS verification off; pass a `ca` instead');
+    if ((options.connect as { rejectUnauthorized?: unknown } | undefined)?.rejectUnauthorized === false || options.connect?.socketPath != null) {
+      throw new AuthorityError(ErrorCode.CONFIG, 'the http client never turns TLS verification off (pass a `ca` instead) and never dials a unix socket');
     }
     this.#limits = resolveLimits(DEFAULT_HTTP_LIMITS, options.limits, 'http');
     this.#lookup = options.lookup ?? ((host, opts) => dns.promises.lookup(host, opts));
@@ -235,32 +235,28 @@ export class HttpClient {
       servername: target.ipFamily === 0 ? target.hostname : undefined,
     } as Parameters<Agent['request']>[0]);
 
+    // Stop reading at once: abort the request, which destroys the socket, so nothing more is buffered.
+    const drop = (err: AuthorityError): AuthorityError => {
+      res.body.on('error', () => undefined);
+      ac.abort(err);
+      res.body.destroy(err);
+      return err;
+    };
     const rawHeaders = flattenHeaders(res.headers);
     if (rawHeaders.length > limits.headerCount) {
-      res.body.destroy();
-      throw new AuthorityError(ErrorCode.TOO_LARGE, `response has ${rawHeaders.length} headers; the cap is ${limits.headerCount}`);
+      throw drop(new AuthorityError(ErrorCode.TOO_LARGE, `response has ${rawHeaders.length} headers; the cap is ${limits.headerCount}`));
     }
     if (headerBytes(rawHeaders) > limits.headerBytes) {
-      res.body.destroy();
-      throw new AuthorityError(ErrorCode.TOO_LARGE, `response headers exceed the cap of ${limits.headerBytes} bytes`);
+      throw drop(new AuthorityError(ErrorCode.TOO_LARGE, `response headers exceed the cap of ${limits.headerBytes} bytes`));
     }
     const cap = limits.responseBodyBytes;
     const declared = Number(res.headers['content-length']);
-    if (Number.isFinite(declared) && declared > cap) {
-      ac.abort(bodyTooLarge(cap));
-      res.body.destroy();
-      throw bodyTooLarge(cap);
-    }
+    if (Number.isFinite(declared) && declared > cap) throw drop(bodyTooLarge(cap));
     const chunks: Buffer[] = [];
     let total = 0;
     for await (const chunk of res.body as AsyncIterable<Buffer>) {
       total += chunk.length;
-      if (total > cap) {
-        // Stop reading at once: abort the request, which destroys the socket, so nothing more is buffered.
-        ac.abort(bodyTooLarge(cap));
-        res.body.destroy();
-        throw bodyTooLarge(cap);
-      }
+      if (total > cap) throw drop(bodyTooLarge(cap));
       chunks.push(chunk);
     }
     let bytes: Uint8Array = Buffer.concat(chunks, total);
