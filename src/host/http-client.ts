@@ -147,9 +147,10 @@ export class HttpClient {
     const limits = resolveLimits(this.#limits, ctx.limits, 'http');
     const timeoutMs = Math.max(0, Math.min(ctx.timeoutMs ?? limits.timeoutMs, limits.timeoutMs));
     const ac = new AbortController();
-    const timeoutError = new AuthorityError(ErrorCode.TIMEOUT, `no complete response within ${timeoutMs} ms`);
-    const timer = setTimeout(() => ac.abort(timeoutError), timeoutMs);
-    const onAbort = (): void => ac.abort(ctx.signal?.reason instanceof AuthorityError ? ctx.signal.reason : timeoutError);
+    // Built only when needed: an Error captures a stack, which costs more than the rest of a check.
+    const timeoutError = (): AuthorityError => new AuthorityError(ErrorCode.TIMEOUT, `no complete response within ${timeoutMs} ms`);
+    const timer = setTimeout(() => ac.abort(timeoutError()), timeoutMs);
+    const onAbort = (): void => ac.abort(ctx.signal?.reason instanceof AuthorityError ? ctx.signal.reason : timeoutError());
     ctx.signal?.addEventListener('abort', onAbort, { once: true });
     if (ctx.signal?.aborted === true) onAbort();
     try {
