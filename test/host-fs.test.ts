@@ -68,6 +68,9 @@ function assertCanariesUntouched(label: string): void {
 
 /** A fresh root for every entry, so writes and removes of one entry never colour the next. */
 function buildRoot(): void {
+  // The FIFO is made once (mkfifo is a process) and carried from one root to the next.
+  const stash = path.join(base, 'fifo-stash');
+  if (fs.existsSync(path.join(root, 'fifo'))) fs.renameSync(path.join(root, 'fifo'), stash);
   fs.rmSync(root, { recursive: true, force: true });
   fs.mkdirSync(path.join(root, 'sub'), { recursive: true });
   fs.mkdirSync(path.join(root, 'empty'));
@@ -87,7 +90,8 @@ function buildRoot(): void {
   fs.symlinkSync('/', path.join(root, 'link-root'));
   fs.symlinkSync('/proc/self/root', path.join(root, 'link-proc'));
   fs.linkSync(path.join(outside, 'canary.txt'), path.join(root, 'hard-out'));
-  execFileSync('mkfifo', [path.join(root, 'fifo')]);
+  if (!fs.existsSync(stash)) execFileSync('mkfifo', [stash]);
+  fs.renameSync(stash, path.join(root, 'fifo'));
 }
 
 before(() => {

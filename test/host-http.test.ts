@@ -663,6 +663,10 @@ test('a secret value or placeholder never reaches a server the secret is not bou
       assert.equal(toGuestError(err).tag, 'denied', JSON.stringify(req.url));
       assert.ok(!err.message.includes(SECRET));
     }
+    // A non-ASCII value, percent-encoded as UTF-8 by the tool, is still recognised.
+    const uni = new SecretStore({ UNI: 'pässwörd-geheim-1' });
+    const e2 = await refusal(client.fetch({ method: 'GET', url: `${url}?k=${encodeURIComponent('pässwörd-geheim-1')}`, headers: [] }, ctx({ secrets: uni })));
+    assert.equal(e2.code, ErrorCode.SECRET_LEAK);
     assert.equal(B.seen.length, 0);
     assert.deepEqual(dials, []);
   } finally {

@@ -317,7 +317,8 @@ async function guardSecrets(
   limits: HttpLimits,
 ): Promise<{ sendHeaders: Header[]; secretsUsed: string[] }> {
   const href = target.href;
-  const decodedHref = Buffer.from(percentDecodeLenient(Buffer.from(href, 'latin1'))).toString('latin1');
+  const decodedHrefBytes = percentDecodeLenient(Buffer.from(href, 'latin1'));
+  const decodedHref = Buffer.from(decodedHrefBytes).toString('latin1');
   if (PLACEHOLDER_LIKE.test(href) || PLACEHOLDER_LIKE.test(decodedHref)) {
     throw leak('a {{secret:...}} placeholder is filled in only in a header value, never in the URL');
   }
@@ -337,8 +338,9 @@ async function guardSecrets(
   const store = ctx.secrets;
   if (store !== undefined && store.size > 0) {
     const scanner = store.scanner;
-    const found = new Set<string>([...scanner.findText(href), ...scanner.findText(decodedHref)]);
-    for (const [, v] of headers) for (const n of scanner.findText(v)) found.add(n);
+    const found = new Set<string>([...scanner.findText(href), ...scanner.findBytes(decodedHrefBytes)]);
+    // A header value is latin-1 on the wire; look for values both as its UTF-8 and as its bytes.
+    for (const [, v] of headers) for (const n of [...scanner.findText(v), ...scanner.findBytes(Buffer.from(v, 'latin1'))]) found.add(n);
     if (body !== undefined && body.length > 0) {
       for (const n of scanner.findBytes(body)) found.add(n);
       const decoded = percentDecodeLenient(body);
