@@ -17,6 +17,20 @@ import { HostFs, HttpClient, SecretStore } from '../src/host/index.ts';
 const p50 = (xs: number[]): number => percentile(xs, 50);
 const p99 = (xs: number[]): number => percentile(xs, 99);
 
+/**
+ * Sample several functions in alternating blocks, so drift on a shared machine
+ * (other processes, frequency changes, JIT warm-up) lands on all of them alike.
+ */
+async function interleaved(fns: Array<() => unknown>, n: number, blocks = 10): Promise<number[][]> {
+  const out = fns.map(() => [] as number[]);
+  for (const fn of fns) for (let i = 0; i < Math.min(200, n); i++) await fn();
+  const per = Math.ceil(n / blocks);
+  for (let b = 0; b < blocks; b++) {
+    for (let f = 0; f < fns.length; f++) (out[f] as number[]).push(...(await sampleUs(fns[f] as () => unknown, per, 0)));
+  }
+  return out.map((xs) => xs.sort((a, b) => a - b));
+}
+
 async function fsRows(): Promise<BenchRow[]> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'authority-bench-fs-'));
   try {
@@ -26,14 +40,21 @@ async function fsRows(): Promise<BenchRow[]> {
     const hostFs = new HostFs();
     const scope = { roots: [{ guest: '/data', host: dir }] };
     const n = 3000;
-    const sync = await sampleUs(() => fs.readFileSync(file), n);
-    const promises = await sampleUs(() => fsp.readFile(file), n);
-    const host = await sampleUs(() => hostFs.readFile('/data/a/b/file.bin', scope), n);
-    const stat = await sampleUs(() => hostFs.stat('/data/a/b/file.bin', scope), n);
-    const plainStat = await sampleUs(() => fsp.lstat(file), n);
-    const writes = 200;
-    const plainWrite = await sampleUs(() => fsp.writeFile(path.join(dir, 'w.bin'), Buffer.alloc(4096)), writes, 20);
-    const hostWrite = await sampleUs(() => hostFs.writeFile('/data/a/b/w.bin', Buffer.alloc(4096), scope), writes, 20);
+    const [sync, promises, host, stat, plainStat] = (await interleaved(
+      [
+        () => fs.readFileSync(file),
+        () => fsp.readFile(file),
+        () => hostFs.readFile('/data/a/b/file.bin', scope),
+        () => hostFs.stat('/data/a/b/file.bin', scope),
+        () => fsp.lstat(file),
+      ],
+      n,
+    )) as [number[], number[], number[], number[], number[]];
+    const [plainWrite, hostWrite] = (await interleaved(
+      [() => fsp.writeFile(path.join(dir, 'w.bin'), Buffer.alloc(4096)), () => hostFs.writeFile('/data/a/b/w.bin', Buffer.alloc(4096), scope)],
+      200,
+      5,
+    )) as [number[], number[]];
     return [
       row('fs read 4 KiB: fs.readFileSync', p50(sync), 'us p50'),
       row('fs read 4 KiB: fs.promises.readFile', p50(promises), 'us p50'),
@@ -65,12 +86,16 @@ async function httpRows(): Promise<BenchRow[]> {
     secrets,
   };
   try {
-    const n = 1500;
-    const plain = await sampleUs(async () => {
-      const res = await agent.request({ origin: `http://127.0.0.1:${port}`, path: '/x', method: 'GET' });
-      await res.body.arrayBuffer();
-    }, n);
-    const host = await sampleUs(() => client.fetch({ method: 'GET', url: `http://bench.test:${port}/x`, headers: [['authorization', 'Bearer {{secret:KEY_3}}']] }, ctx), n);
+    const [plain, host] = (await interleaved(
+      [
+        async () => {
+          const res = await agent.request({ origin: `http://127.0.0.1:${port}`, path: '/x', method: 'GET' });
+          await res.body.arrayBuffer();
+        },
+        () => client.fetch({ method: 'GET', url: `http://bench.test:${port}/x`, headers: [['authorization', 'Bearer {{secret:KEY_3}}']] }, ctx),
+      ],
+      2000,
+    )) as [number[], number[]];
     return [
       row('http GET 1 KiB: plain undici request', p50(plain), 'us p50'),
       row('http GET 1 KiB: HttpClient.fetch', p50(host), 'us p50', {
@@ -92,9 +117,7 @@ async function scanRows(): Promise<BenchRow[]> {
   const values = Array.from({ length: 100 }, (_, i) => `sk-${i.toString(36)}-${'x'.repeat(8)}${i * 7919}`);
   const store = new SecretStore(Object.fromEntries(values.map((v, i) => [`S${i}`, v])));
   const text = Buffer.from('The quick brown fox jumps over the lazy dog; sk-no-secret-here 0123456789. '.repeat(14_000)).subarray(0, 1024 * 1024);
-  const n = 30;
-  const ac = await sampleUs(() => store.scanner.findBytes(text), n, 5);
-  const naive = await sampleUs(() => values.filter((v) => text.indexOf(v) !== -1), n, 5);
+  const [ac, naive] = (await interleaved([() => store.scanner.findBytes(text), () => values.filter((v) => text.indexOf(v) !== -1)], 30, 3)) as [number[], number[]];
   const mbps = (us: number): number => text.length / 1024 / 1024 / (us / 1e6);
   return [
     row('secret scan 1 MiB, 100 secrets: one pass', mbps(p50(ac)), 'MiB/s', { baseline: { name: '100x Buffer.indexOf', value: mbps(p50(naive)) } }),

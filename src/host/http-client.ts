@@ -84,6 +84,8 @@ const inflate = promisify(zlib.inflate);
 const inflateRaw = promisify(zlib.inflateRaw);
 const brotli = promisify(zlib.brotliDecompress);
 
+const NON_ASCII = /[^\x00-\x7f]/;
+
 const leak = (message: string): AuthorityError => new AuthorityError(ErrorCode.SECRET_LEAK, message);
 
 /**
@@ -338,9 +340,13 @@ async function guardSecrets(
   const store = ctx.secrets;
   if (store !== undefined && store.size > 0) {
     const scanner = store.scanner;
-    const found = new Set<string>([...scanner.findText(href), ...scanner.findBytes(decodedHrefBytes)]);
-    // A header value is latin-1 on the wire; look for values both as its UTF-8 and as its bytes.
-    for (const [, v] of headers) for (const n of [...scanner.findText(v), ...scanner.findBytes(Buffer.from(v, 'latin1'))]) found.add(n);
+    const found = new Set<string>(scanner.findText(href));
+    if (decodedHref !== href) for (const n of scanner.findBytes(decodedHrefBytes)) found.add(n);
+    for (const [, v] of headers) {
+      for (const n of scanner.findText(v)) found.add(n);
+      // A header value is latin-1 on the wire: also look at its bytes, which differ from its UTF-8 only beyond ASCII.
+      if (NON_ASCII.test(v)) for (const n of scanner.findBytes(Buffer.from(v, 'latin1'))) found.add(n);
+    }
     if (body !== undefined && body.length > 0) {
       for (const n of scanner.findBytes(body)) found.add(n);
       const decoded = percentDecodeLenient(body);

@@ -71,7 +71,8 @@ export function parseGuestUrl(raw: unknown, maxLength: number = DEFAULT_HTTP_LIM
     throw invalid('url does not parse');
   }
   if (url.username !== '' || url.password !== '') throw invalid('url must not carry userinfo (user:password@)');
-  url.hash = '';
+  // The setter re-serialises the URL: pay for it only when there is a fragment to drop.
+  if (url.hash !== '' || url.href.endsWith('#')) url.hash = '';
 
   let hostname = url.hostname;
   let ipFamily: 0 | 4 | 6 = 0;
