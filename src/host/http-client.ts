@@ -84,7 +84,7 @@ const inflate = promisify(zlib.inflate);
 const inflateRaw = promisify(zlib.inflateRaw);
 const brotli = promisify(zlib.brotliDecompress);
 
-const NON_ASCII = /[^\x00-\x7f]/;
+const NON_ASCII = /[\u0080-\uffff]/;
 
 const leak = (message: string): AuthorityError => new AuthorityError(ErrorCode.SECRET_LEAK, message);
 
