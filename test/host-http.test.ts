@@ -218,7 +218,7 @@ for (const entry of corpus.entries) {
         assert.equal(response.status, 302);
         allowedHits = 1;
       } else {
-        // Node's server refuses to send this Location at all; the helper is checked on it directly.
+        // Node's server refuses to send this Location at all; nextHop is checked on it directly.
         response = { status: 302, headers: [['location', location]] };
       }
       err = await refusal(
@@ -479,12 +479,13 @@ test('set-cookie and hop-by-hop response headers never reach the guest', async (
   routes.set('A /cookie', (_req, res) => {
     res.setHeader('set-cookie', ['session=abc; HttpOnly', 'other=1']);
     res.setHeader('x-kept', 'yes');
+    res.setHeader('proxy-status', 'internal-hop');
     res.end('ok');
   });
   const res = await client.fetch({ method: 'GET', url: `http://allowed.test:${A.port}/cookie`, headers: [] }, ctx());
   const names = res.headers.map(([k]) => k);
   assert.ok(names.includes('x-kept'));
-  for (const dropped of ['set-cookie', 'connection', 'keep-alive', 'transfer-encoding']) assert.ok(!names.includes(dropped), dropped);
+  for (const dropped of ['set-cookie', 'connection', 'keep-alive', 'transfer-encoding', 'proxy-status']) assert.ok(!names.includes(dropped), dropped);
 });
 
 test('lower-case methods are normalised and the method set is closed', async () => {
@@ -496,7 +497,7 @@ test('lower-case methods are normalised and the method set is closed', async () 
 });
 
 // ---------------------------------------------------------------------------
-// Redirects: the helper's rules, and the gate's loop over real servers.
+// Redirects: nextHop's rules, and the gate's loop over real servers.
 // ---------------------------------------------------------------------------
 
 const hop = (status: number, location: string): { status: number; headers: Header[] } => ({ status, headers: [['location', location]] });

@@ -282,7 +282,7 @@ export class HttpClient {
     }
     const out: Header[] = [];
     for (const [k, v] of rawHeaders) {
-      if (DROPPED_RESPONSE_HEADERS.has(k)) continue;
+      if (DROPPED_RESPONSE_HEADERS.has(k) || k.startsWith('proxy-')) continue;
       if (modified && (k === 'content-length' || k === 'content-encoding')) continue;
       if (scanner !== undefined && scanner.size > 0) {
         const r = scanner.redactText(v, `header:${k}`);
