@@ -6,7 +6,7 @@ import globals from 'globals';
 const networkModules = ['node:net', 'node:tls', 'node:http', 'node:https', 'node:http2', 'node:dns', 'node:dgram', 'undici'];
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'dist/', 'build/', '.authority/', 'coverage/'] },
+  { ignores: ['node_modules/', 'dist/', 'build/', '.authority/', 'coverage/', 'scratch/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
