@@ -20,4 +20,5 @@ export {
   type Reservation,
   type Usage,
   type Admission,
+  type TokenRate,
 } from './limiter.ts';

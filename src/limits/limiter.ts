@@ -45,6 +45,13 @@ export interface LimiterConfig {
   readonly runTtlMs?: number | undefined;
 }
 
+/** A rate carried by a capability token: `count` calls per `periodMs`, in the bucket named `key`. */
+export interface TokenRate {
+  readonly key: string;
+  readonly count: number;
+  readonly periodMs: number;
+}
+
 /** Who is calling: the run, the tool, and the capability token (its id, never the token). */
 export interface LimitContext {
   readonly runId: string;
@@ -126,9 +133,28 @@ export class Limiter {
     Object.freeze(this);
   }
 
-  /** Check and take one slot from every rate that applies; all or nothing. */
-  async rate(ctx: LimitContext, call: MeteredCall): Promise<Decision> {
+  /**
+   * Check and take one slot from every rate that applies; all or nothing.
+   * `tokenRates` are the rates a capability token carries, each keyed by the
+   * token link that declared it (so every child of that link shares its bucket).
+   */
+  async rate(ctx: LimitContext, call: MeteredCall, tokenRates: readonly TokenRate[] = []): Promise<Decision> {
     const checks = this.#rateChecks(ctx, call);
+    for (const t of tokenRates) {
+      const spec: RateSpec = {
+        text: `${t.count}/${t.periodMs}ms`,
+        count: t.count,
+        periodMs: t.periodMs,
+        burst: t.count,
+        emissionIntervalUs: Math.max(1, Math.ceil((t.periodMs * 1000) / t.count)),
+      };
+      checks.push({
+        request: { key: `${this.#ns}rate:cap:${encodeURIComponent(t.key)}`, intervalUs: spec.emissionIntervalUs, burst: spec.burst },
+        rule: `token ${t.key} rate`,
+        spec,
+        scope: 'for this capability',
+      });
+    }
     if (checks.length === 0) return ALWAYS;
     const result = await this.#store.acquire(checks.map((c) => c.request));
     if (result.allowed) return ALWAYS;

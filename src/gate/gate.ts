@@ -1,0 +1,448 @@
+/**
+ * The gate: the only function that answers a guest's host call.
+ *
+ *   1 decode + canonicalise            -> invalid
+ *   2 capability (a granted token)     -> E_CAP_*
+ *   3 policy (the deployment ceiling)  -> E_POLICY_DENY
+ *   4 rate limits                      -> E_RATE_LIMITED
+ *   5 budgets: reserve                 -> E_BUDGET_EXCEEDED
+ *   6 audit: intent, durable before the effect
+ *   7 effect (src/host)
+ *   8 audit: outcome, durable before the reply
+ *
+ * A denial at any stage is recorded (durably) before the guest hears of it.
+ * Any fault inside a check is a deny: nothing thrown here ever reaches the
+ * guest as anything but a typed error.
+ */
+import type { Logger } from 'pino';
+import { hashRequest, sha256Hex, type AuditDetail, type AuditEntry, type AuditReceipt } from '../audit/index.ts';
+import { checkCapability, requestForHostCall, type CapabilityDecision, type GrantSet, type KeyedRate, type RevocationChecker } from '../capability/index.ts';
+import { AuthorityError, ErrorCode } from '../errors.ts';
+import { MAX_REDIRECTS, nextHop, toGuestError, type HostFs, type HttpClient, type HttpRequest, type SecretStore } from '../host/index.ts';
+import type { Limiter, MeteredCall, Reservation } from '../limits/index.ts';
+import { canonicaliseUrl, type Policy, type PolicyDecision } from '../policy/index.ts';
+import { decode, placeholdersIn, type CanonicalCall } from './decode.ts';
+import type { Decision, GuestError, HostCall, HostReply } from './types.ts';
+
+/** Where the gate writes: the audit log (or anything with its append). */
+export interface AuditSink {
+  append(entry: AuditEntry): Promise<AuditReceipt>;
+}
+
+export interface GateDeps {
+  revocations: RevocationChecker;
+  /** The policy in force (a function, so it can be replaced while running). */
+  policy: () => Policy;
+  limiter: () => Limiter;
+  audit: AuditSink;
+  fs: HostFs;
+  http: HttpClient;
+  secrets: SecretStore;
+  logger: Logger;
+}
+
+/** What the gate knows about the run a call belongs to. */
+export interface RunContext {
+  readonly runId: string;
+  readonly tool: { readonly name: string; readonly digest: string };
+  readonly grants: GrantSet;
+  /** Epoch ms after which effects are cut short (the run's deadline). */
+  readonly deadline: number;
+  /** Aborted when the run ends early (timeout, halt): effects in flight stop. */
+  readonly signal: AbortSignal;
+  readonly log: Logger;
+  /** Counters for the run's end record. */
+  stats: { calls: number; allowed: number; denied: number; failed: number; redactions: number };
+}
+
+type Denied = { allow: false; code: ErrorCode; reason: string; rule?: string | undefined; retryAfterMs?: number | undefined; tokenId?: string | undefined };
+
+const DENIAL_TAG: Partial<Record<ErrorCode, GuestError['tag']>> = {
+  [ErrorCode.INVALID_ARGUMENT]: 'invalid',
+  [ErrorCode.NOT_FOUND]: 'not-found',
+  [ErrorCode.TOO_LARGE]: 'too-large',
+  [ErrorCode.IO]: 'io',
+  [ErrorCode.TIMEOUT]: 'timeout',
+};
+
+/** The guest's view of a denial. */
+export function denialToGuest(d: { code: ErrorCode; reason: string; retryAfterMs?: number | undefined }): GuestError {
+  if (d.code === ErrorCode.RATE_LIMITED) return { tag: 'rate-limited', val: BigInt(Math.max(0, Math.ceil(d.retryAfterMs ?? 0))) };
+  if (d.code === ErrorCode.BUDGET_EXCEEDED) return { tag: 'budget-exhausted', val: d.reason };
+  const tag = DENIAL_TAG[d.code];
+  if (tag !== undefined) return { tag, val: d.reason } as GuestError;
+  return { tag: 'denied', val: { code: d.code, message: d.reason } };
+}
+
+function metered(call: CanonicalCall): MeteredCall {
+  switch (call.op) {
+    case 'fs.write':
+      return { op: 'fs.write', bytes: call.data.length };
+    case 'http.fetch':
+      return { op: 'http.fetch', host: call.url.host, requestBytes: call.body?.length ?? 0 };
+    case 'secrets.get':
+      return { op: 'secrets.get' };
+    default:
+      return { op: call.op };
+  }
+}
+
+/** What the audit log may know of a request: never data, never a secret. */
+function requestFacts(call: CanonicalCall): { hash: string; detail: AuditDetail } {
+  switch (call.op) {
+    case 'fs.write':
+      return {
+        hash: hashRequest({ op: call.op, path: call.real, dataSha256: sha256Hex(call.data), bytes: call.data.length }),
+        detail: { path: call.real, bytes: call.data.length },
+      };
+    case 'http.fetch':
+      return {
+        hash: hashRequest({
+          op: call.op,
+          method: call.method,
+          url: call.url.href,
+          headers: call.headers.map(([k, v]) => [k.toLowerCase(), sha256Hex(v)]),
+          bodySha256: call.body === undefined ? null : sha256Hex(call.body),
+        }),
+        detail: { method: call.method, url: call.url.href.slice(0, 512), ...(call.placeholders.length ? { secrets: call.placeholders } : {}) },
+      };
+    case 'secrets.get':
+      return { hash: hashRequest({ op: call.op, name: call.name }), detail: { name: call.name } };
+    default:
+      return { hash: hashRequest({ op: call.op, path: call.real }), detail: { path: call.real } };
+  }
+}
+
+/** Detail for a call that did not decode: the op and a short, safe view of what was asked. */
+function rawFacts(call: HostCall): { hash: string; detail: AuditDetail } {
+  const c = call as unknown as Record<string, unknown>;
+  const shown = typeof c['path'] === 'string' ? { path: String(c['path']).slice(0, 512) } : typeof c['url'] === 'string' ? { url: String(c['url']).slice(0, 512) } : {};
+  let hash: string;
+  try {
+    hash = hashRequest({ op: String(c['op']), ...shown });
+  } catch {
+    hash = sha256Hex(String(c['op']));
+  }
+  return { hash, detail: shown };
+}
+
+/**
+ * The gate. One per runtime; stateless between calls except through its
+ * dependencies (limits, audit, revocations).
+ */
+export class Gate {
+  readonly #d: GateDeps;
+
+  constructor(deps: GateDeps) {
+    this.#d = deps;
+  }
+
+  /** Answer one host call. Never throws, never rejects. */
+  async handle(ctx: RunContext, call: HostCall): Promise<HostReply> {
+    ctx.stats.calls++;
+    try {
+      return await this.#handle(ctx, call);
+    } catch (e) {
+      // An audit write failure, or a bug: deny, and say as little as is safe.
+      ctx.stats.failed++;
+      const err = e instanceof AuthorityError ? e : new AuthorityError(ErrorCode.INTERNAL, 'the gate failed', { cause: e });
+      ctx.log.error({ err, op: (call as { op?: unknown }).op }, 'host call failed inside the gate');
+      return { tag: 'err', val: { tag: 'denied', val: { code: err.code, message: err.code === ErrorCode.AUDIT_WRITE ? 'the audit log is unavailable' : 'the host failed to decide this call' } } };
+    }
+  }
+
+  async #handle(ctx: RunContext, raw: HostCall): Promise<HostReply> {
+    // 1 decode
+    let call: CanonicalCall;
+    try {
+      call = await decode(raw);
+    } catch (e) {
+      const err = e instanceof AuthorityError ? e : new AuthorityError(ErrorCode.INVALID_ARGUMENT, 'malformed host call', { cause: e });
+      const code = err.code === ErrorCode.IO ? ErrorCode.IO : ErrorCode.INVALID_ARGUMENT;
+      return this.#deny(ctx, (raw as { op?: string }).op ?? 'unknown', rawFacts(raw), { allow: false, code, reason: err.message });
+    }
+    const facts = requestFacts(call);
+
+    // 2-5 checks; then 6-8
+    const checked = await this.#check(ctx, call);
+    if (!checked.allow) return this.#deny(ctx, call.op, facts, checked);
+
+    if (call.op === 'http.fetch') return this.#fetch(ctx, call, facts, checked);
+    return this.#act(ctx, call, facts, checked);
+  }
+
+  /** Stages 2-5 for one call (or one redirect hop). */
+  async #check(ctx: RunContext, call: CanonicalCall): Promise<Denied | { allow: true; tokenId: string | undefined; policy: PolicyDecision; reservation: Reservation; reason: string }> {
+    const revocations = this.#d.revocations;
+    // 2 capability
+    const capRequest = requestForHostCall(
+      call.op === 'http.fetch'
+        ? { op: 'http.fetch', method: call.method, url: call.url.href, headers: [] }
+        : call.op === 'secrets.get'
+          ? { op: 'secrets.get', name: call.name }
+          : call.op === 'fs.write'
+            ? { op: 'fs.write', path: call.real, data: call.data }
+            : { op: call.op, path: call.real },
+    );
+    const cap: CapabilityDecision = checkCapability(ctx.grants, capRequest, { runId: ctx.runId, revocations });
+    if (!cap.allow) return { ...(cap as Decision & { allow: false }), tokenId: cap.tokenId };
+    const rates: KeyedRate[] = [...(cap.rates ?? [])];
+    if (call.op === 'http.fetch') {
+      for (const name of call.placeholders) {
+        const use = checkCapability(ctx.grants, { kind: 'secrets', resource: name, method: 'use' }, { runId: ctx.runId, revocations });
+        if (!use.allow) return { ...(use as Decision & { allow: false }), reason: `secret placeholder {{secret:${name}}}: ${use.reason}`, tokenId: use.tokenId };
+        rates.push(...(use.rates ?? []));
+      }
+    }
+
+    // 3 policy
+    const policy = this.#d.policy();
+    const pd: PolicyDecision =
+      call.op === 'http.fetch'
+        ? policy.decide({ op: 'http.fetch', url: call.url.href, method: call.method })
+        : call.op === 'secrets.get'
+          ? policy.decide({ op: 'secrets.get', name: call.name })
+          : await policy.resolveAndDecide({ op: call.op, path: call.path });
+    if (!pd.allow) return { ...(pd as Decision & { allow: false }), tokenId: cap.tokenId };
+    if (call.op === 'http.fetch') {
+      for (const name of call.placeholders) {
+        const use = policy.decide({ op: 'secrets.use', name, url: call.url.href });
+        if (!use.allow) return { ...(use as Decision & { allow: false }), tokenId: cap.tokenId };
+      }
+    }
+    if ((call.op !== 'http.fetch' && call.op !== 'secrets.get' && pd.target !== undefined && pd.target !== call.real) || (call.op !== 'http.fetch' && call.op !== 'secrets.get' && pd.root === undefined)) {
+      // The path moved under us between the two resolutions (a symlink swapped): refuse rather than guess.
+      return { allow: false, code: ErrorCode.POLICY_DENY, reason: `the path ${call.path} changed while it was being checked`, tokenId: cap.tokenId };
+    }
+
+    // 4 rate, 5 budget
+    const limiter = this.#d.limiter();
+    const limitCtx = { runId: ctx.runId, tool: ctx.tool.name, tokenId: cap.tokenId };
+    const m = metered(call);
+    const rate = await limiter.rate(limitCtx, m, rates);
+    if (!rate.allow) return { ...(rate as Decision & { allow: false }), tokenId: cap.tokenId };
+    const { decision: budget, reservation } = await limiter.reserve(limitCtx, m);
+    if (!budget.allow || reservation === undefined) {
+      return { ...((budget.allow ? { allow: false, code: ErrorCode.INTERNAL, reason: 'no reservation' } : budget) as Denied), tokenId: cap.tokenId };
+    }
+    return { allow: true, tokenId: cap.tokenId, policy: pd, reservation, reason: `${cap.reason}; ${pd.reason}` };
+  }
+
+  async #deny(ctx: RunContext, op: string, facts: { hash: string; detail: AuditDetail }, d: Denied): Promise<HostReply> {
+    ctx.stats.denied++;
+    await this.#audit(ctx, {
+      kind: 'call.denied',
+      op,
+      decision: 'deny',
+      code: d.code,
+      tokenId: d.tokenId,
+      requestHash: facts.hash as never,
+      reason: d.reason,
+      detail: d.rule === undefined ? facts.detail : { ...facts.detail, rule: d.rule },
+    });
+    ctx.log.debug({ op, code: d.code, reason: d.reason }, 'host call denied');
+    return { tag: 'err', val: denialToGuest(d) };
+  }
+
+  #audit(ctx: RunContext, entry: Omit<AuditEntry, 'runId' | 'tool' | 'toolDigest'>): Promise<AuditReceipt> {
+    const reason = entry.reason !== undefined && entry.reason.length > 1024 ? entry.reason.slice(0, 1021) + '...' : entry.reason;
+    return this.#d.audit.append({ ...entry, reason, runId: ctx.runId, tool: ctx.tool.name, toolDigest: `sha256:${ctx.tool.digest}` });
+  }
+
+  /** Stages 6-8 for fs and secrets. */
+  async #act(
+    ctx: RunContext,
+    call: Exclude<CanonicalCall, { op: 'http.fetch' }>,
+    facts: { hash: string; detail: AuditDetail },
+    ok: { tokenId: string | undefined; policy: PolicyDecision; reservation: Reservation; reason: string },
+  ): Promise<HostReply> {
+    const limiter = this.#d.limiter();
+    // 6 intent
+    try {
+      await this.#audit(ctx, { kind: 'call.intent', op: call.op, decision: 'allow', tokenId: ok.tokenId, requestHash: facts.hash as never, reason: ok.reason, detail: facts.detail });
+    } catch (e) {
+      await limiter.cancel(ok.reservation).catch(() => {});
+      throw e;
+    }
+    ctx.stats.allowed++;
+    // 7 effect
+    let reply: HostReply;
+    let responseHash: string | undefined;
+    let used: { readBytes?: number; writeBytes?: number } = {};
+    const detail: Record<string, AuditDetail[string]> = {};
+    try {
+      const scope =
+        call.op === 'secrets.get'
+          ? undefined
+          : { roots: [ok.policy.root as string], limits: { readBytes: ok.reservation.allowance.readBytes ?? this.#d.policy().caps.fsReadBytes, writeBytes: this.#d.policy().caps.fsWriteBytes, listEntries: this.#d.policy().caps.fsListEntries } };
+      const target = ok.policy.target ?? (call.op === 'secrets.get' ? '' : call.real);
+      switch (call.op) {
+        case 'fs.read': {
+          const bytes = await this.#d.fs.readFile(target, scope!);
+          used = { readBytes: bytes.length };
+          responseHash = sha256Hex(bytes);
+          detail['bytes'] = bytes.length;
+          reply = { tag: 'ok', val: bytes };
+          break;
+        }
+        case 'fs.write':
+          await this.#d.fs.writeFile(target, call.data, scope!);
+          used = { writeBytes: call.data.length };
+          reply = { tag: 'ok', val: undefined };
+          break;
+        case 'fs.list': {
+          const entries = await this.#d.fs.listDir(target, scope!);
+          responseHash = hashRequest(entries);
+          detail['entries'] = entries.length;
+          reply = { tag: 'ok', val: entries };
+          break;
+        }
+        case 'fs.stat': {
+          const st = await this.#d.fs.stat(target, scope!);
+          responseHash = hashRequest({ kind: st.kind, size: String(st.size), modifiedMs: String(st.modifiedMs) });
+          reply = { tag: 'ok', val: st };
+          break;
+        }
+        case 'fs.remove':
+          await this.#d.fs.remove(target, scope!);
+          reply = { tag: 'ok', val: undefined };
+          break;
+        case 'secrets.get': {
+          // The value's own hash would let anyone guess a short secret: record only its length.
+          const value = this.#d.secrets.get(call.name);
+          detail['bytes'] = Buffer.byteLength(value);
+          reply = { tag: 'ok', val: value };
+          break;
+        }
+      }
+    } catch (e) {
+      reply = { tag: 'err', val: toGuestError(e, (t) => this.#d.secrets.redactText(t).text) };
+    }
+    await limiter.settle(ok.reservation, used).catch((e: unknown) => ctx.log.warn({ err: e }, 'budget settle failed'));
+    // 8 outcome
+    return this.#outcome(ctx, call.op, ok.tokenId, reply, responseHash, detail);
+  }
+
+  async #outcome(ctx: RunContext, op: string, tokenId: string | undefined, reply: HostReply, responseHash: string | undefined, detail: AuditDetail): Promise<HostReply> {
+    const code = reply.tag === 'ok' ? 'ok' : reply.val.tag === 'denied' ? reply.val.val.code : reply.val.tag;
+    const reason = reply.tag === 'ok' ? undefined : reply.val.tag === 'denied' ? reply.val.val.message : reply.val.tag === 'rate-limited' ? `retry after ${reply.val.val} ms` : reply.val.val;
+    await this.#audit(ctx, { kind: 'call.outcome', op, decision: 'allow', code, tokenId, responseHash: responseHash as never, reason, detail });
+    return reply;
+  }
+
+  /** http.fetch: stages 6-8 per hop, following redirects through stages 2-5 again. */
+  async #fetch(
+    ctx: RunContext,
+    first: Extract<CanonicalCall, { op: 'http.fetch' }>,
+    firstFacts: { hash: string; detail: AuditDetail },
+    firstOk: { tokenId: string | undefined; policy: PolicyDecision; reservation: Reservation; reason: string },
+  ): Promise<HostReply> {
+    const policyAtStart = this.#d.policy();
+    const caps = policyAtStart.caps;
+    const callDeadline = Math.min(ctx.deadline, Date.now() + caps.httpTimeoutMs);
+    let call = first;
+    let facts = firstFacts;
+    let ok = firstOk;
+    for (let hop = 0; ; hop++) {
+      const limiter = this.#d.limiter();
+      try {
+        await this.#audit(ctx, {
+          kind: 'call.intent',
+          op: call.op,
+          decision: 'allow',
+          tokenId: ok.tokenId,
+          requestHash: facts.hash as never,
+          reason: ok.reason,
+          detail: hop === 0 ? facts.detail : { ...facts.detail, hop },
+        });
+      } catch (e) {
+        await limiter.cancel(ok.reservation).catch(() => {});
+        throw e;
+      }
+      ctx.stats.allowed++;
+      const request: HttpRequest = { method: call.method, url: call.url.href, headers: call.headers, body: call.body };
+      const url = call.url;
+      const policy = this.#d.policy();
+      const grants = ctx.grants;
+      let result;
+      let reply: HostReply;
+      const detail: Record<string, AuditDetail[string]> = hop === 0 ? {} : { hop };
+      try {
+        result = await this.#d.http.fetch(request, {
+          checkAddress: (address) => policy.decideAddress(url, address),
+          mayUse: (name, hopUrl) => {
+            const use = checkCapability(grants, { kind: 'secrets', resource: name, method: 'use' }, { runId: ctx.runId, revocations: this.#d.revocations });
+            if (!use.allow) return use;
+            return policy.decide({ op: 'secrets.use', name, url: hopUrl });
+          },
+          secrets: this.#d.secrets,
+          limits: {
+            requestBodyBytes: caps.httpRequestBytes,
+            responseBodyBytes: ok.reservation.allowance.responseBytes ?? caps.httpResponseBytes,
+          },
+          timeoutMs: Math.max(1, callDeadline - Date.now()),
+          signal: ctx.signal,
+        });
+        detail['status'] = result.status;
+        detail['address'] = result.address;
+        detail['bytes'] = result.body.length;
+        if (result.secretsUsed.length > 0) detail['secretsUsed'] = result.secretsUsed;
+        if (result.redactions.length > 0) {
+          detail['redacted'] = result.redactions.map((r) => r.name);
+          ctx.stats.redactions += result.redactions.length;
+        }
+        reply = { tag: 'ok', val: { status: result.status, headers: result.headers, body: result.body } };
+      } catch (e) {
+        reply = { tag: 'err', val: toGuestError(e, (t) => this.#d.secrets.redactText(t).text) };
+      }
+      await limiter
+        .settle(ok.reservation, { requestBytes: call.body?.length ?? 0, responseBytes: result?.body.length ?? 0 })
+        .catch((e: unknown) => ctx.log.warn({ err: e }, 'budget settle failed'));
+      const responseHash = result === undefined ? undefined : hashRequest({ status: result.status, headers: result.headers, bodySha256: sha256Hex(result.body) });
+      await this.#outcome(ctx, call.op, ok.tokenId, reply, responseHash, detail);
+      if (reply.tag === 'err' || result === undefined) return reply;
+
+      // Redirects: each hop is a new request the gate checks from stage 2.
+      let next: HttpRequest | undefined;
+      try {
+        next = nextHop(request, result);
+      } catch (e) {
+        return reply.tag === 'ok' ? { tag: 'err', val: toGuestError(e) } : reply;
+      }
+      if (next === undefined) return reply;
+      if (hop + 1 > MAX_REDIRECTS) {
+        return this.#deny(ctx, 'http.fetch', { hash: hashRequest({ op: 'http.fetch', url: next.url }), detail: { url: next.url.slice(0, 512), hop: hop + 1 } }, {
+          allow: false,
+          code: ErrorCode.POLICY_DENY,
+          reason: `more than ${MAX_REDIRECTS} redirects`,
+        });
+      }
+      let nextCall: Extract<CanonicalCall, { op: 'http.fetch' }>;
+      try {
+        nextCall = {
+          op: 'http.fetch',
+          method: next.method.toUpperCase(),
+          url: canonicaliseUrl(next.url),
+          headers: [...next.headers],
+          body: next.body,
+          placeholders: placeholdersIn(next.headers),
+          raw: { op: 'http.fetch', method: next.method, url: next.url, headers: [...next.headers], body: next.body },
+        };
+      } catch (e) {
+        const err = e instanceof AuthorityError ? e : new AuthorityError(ErrorCode.INVALID_ARGUMENT, 'bad redirect', { cause: e });
+        return this.#deny(ctx, 'http.fetch', { hash: hashRequest({ op: 'http.fetch', url: next.url.slice(0, 2048) }), detail: { url: next.url.slice(0, 512), hop: hop + 1 } }, {
+          allow: false,
+          code: ErrorCode.INVALID_ARGUMENT,
+          reason: `redirect to an invalid URL: ${err.message}`,
+        });
+      }
+      const nextFacts = requestFacts(nextCall);
+      const nextDetail = { ...nextFacts.detail, hop: hop + 1 };
+      const checked = await this.#check(ctx, nextCall);
+      if (!checked.allow) return this.#deny(ctx, 'http.fetch', { hash: nextFacts.hash, detail: nextDetail }, { ...checked, reason: `redirect hop ${hop + 1}: ${checked.reason}` });
+      call = nextCall;
+      facts = { hash: nextFacts.hash, detail: nextFacts.detail };
+      ok = checked;
+    }
+  }
+}

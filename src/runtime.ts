@@ -1,0 +1,603 @@
+/**
+ * createRuntime(): wires the registry, the sandbox pool, the gate and its
+ * checks (capabilities, policy, limits), the audit log and the host effects.
+ * The CLI, the MCP server and every adapter use exactly this.
+ *
+ * @example
+ * ```ts
+ * import { createRuntime } from 'authority-sandbox';
+ * const rt = await createRuntime({ policy: { version: '1.0', tools: { allow: ['*'] } } });
+ * await rt.register('build/tools/word-count.wasm');
+ * const { output } = await rt.invoke('word-count', { text: 'hello sandboxed world' });
+ * await rt.close();
+ * ```
+ * @module
+ */
+import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
+import pino, { type Logger } from 'pino';
+import { AuditLog, hashRequest, type AuditDurability, type AuditEntry, type AuditReceipt } from './audit/index.ts';
+import {
+  Keyring,
+  RevocationList,
+  attenuateToken,
+  checkCapability,
+  inspectToken,
+  issueToken,
+  prepareGrants,
+  type CaveatInput,
+  type GrantSet,
+  type IssueClaims,
+  type TokenInfo,
+} from './capability/index.ts';
+import { dataPaths, ensurePrivateDir, resolveDataDir } from './data-dir.ts';
+import { AuthorityError, ErrorCode } from './errors.ts';
+import { Gate, type RunContext } from './gate/index.ts';
+import type { Decision, HostCall, HostReply } from './gate/types.ts';
+import { HostFs, HttpClient, SecretStore, type SecretStoreOptions } from './host/index.ts';
+import { Limiter, MemoryLimitStore, type LimitStore, type Reservation } from './limits/index.ts';
+import { Policy, loadPolicy, loadPolicyFile } from './policy/index.ts';
+import { DEFAULT_LIMITS, Registry, toInfo, type RegisterOptions, type ToolInfo, type ToolLimits } from './registry/index.ts';
+import { WorkerPool, type PoolOptions, type RunOutcome } from './sandbox/index.ts';
+
+const RUN_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+const DEFAULT_MAX_GRANTS = 64;
+/** Time a describe() may take at registration. */
+const DESCRIBE_TIMEOUT_MS = 5_000;
+
+export interface RuntimeOptions {
+  /** The data folder (keyring, audit log, revocations, secrets, compile cache). Default: $AUTHORITY_DATA_DIR or ./.authority */
+  dataDir?: string;
+  /**
+   * The deployment policy: a loaded Policy, a path to a policy JSON file, or a
+   * policy document. Default: `{ "version": "1.0" }`, which denies everything.
+   */
+  policy?: Policy | string | Record<string, unknown>;
+  /** Where HMAC keys come from: a keyring file, or `AUTHORITY_KEYS` in `env`. Default: the data folder's keyring, created if missing. */
+  keys?: { file?: string; env?: Readonly<Record<string, string | undefined>> };
+  /** Secrets for tools: a store, or where to load one from. Default: the data folder's secrets.json if it exists. */
+  secrets?: SecretStore | SecretStoreOptions;
+  audit?: {
+    /** Folder of the log. Default `<dataDir>/audit`. */
+    dir?: string;
+    /** Folder of the signed checkpoints, ideally on other storage. Default `<dataDir>/checkpoints`. */
+    checkpointDir?: string;
+    /** `'fsync'` (default): nothing is acknowledged before it is on disk. `'none'`: for tests on tmpfs and benchmarks. */
+    durability?: AuditDurability;
+  };
+  pool?: PoolOptions;
+  /** Default limits of every tool (each registration may override them). */
+  limits?: Partial<ToolLimits>;
+  /** Where rate limits and budgets are counted. Default: in memory. */
+  store?: LimitStore;
+  /** Operational logs (never the audit log). Default: pino at level warn on stderr. */
+  logger?: Logger;
+  /** Invocations need a `tool` capability token with method `invoke` covering the tool's name. Default false. */
+  requireToolGrant?: boolean;
+  /** Most grants one invocation may carry. Default 64. */
+  maxGrants?: number;
+  /** Clock (tests). */
+  now?: () => number;
+}
+
+export interface InvokeOptions {
+  /** Capability tokens for this run (text form). Without them, every host call is denied. */
+  grants?: readonly string[];
+  /** The run this invocation belongs to (an agent session); budgets and revocations by run apply. Default: a fresh id. */
+  runId?: string;
+  /** Lower this invocation's deadline below the tool's. */
+  timeoutMs?: number;
+}
+
+export interface InvokeResult {
+  ok: true;
+  tool: string;
+  runId: string;
+  /** The tool's output, with any secret value redacted. */
+  output: string;
+  /** Sequence numbers of this invocation's first and last audit records. */
+  audit: { start: number; end: number };
+  stats: InvokeStats;
+}
+
+export interface InvokeStats {
+  durationMs: number;
+  hostCalls: number;
+  allowed: number;
+  denied: number;
+  redactions: number;
+  /** The instance was made ahead of time (no instantiation on this call's path). */
+  preparedInstance: boolean;
+}
+
+export interface RuntimeEvents {
+  'tools-changed': [{ added?: string; removed?: string; replaced?: string }];
+  halted: [{ reason: string }];
+}
+
+function newRunId(): string {
+  return `run-${randomBytes(9).toString('base64url')}`;
+}
+
+function defaultLogger(): Logger {
+  return pino(
+    {
+      level: process.env['AUTHORITY_LOG_LEVEL'] ?? 'warn',
+      name: 'authority',
+      redact: { paths: ['grants', '*.grants', 'token', '*.token', 'secret', '*.secret', 'value', '*.value', 'headers', '*.headers'], censor: '[redacted]' },
+    },
+    pino.destination(2),
+  );
+}
+
+async function resolvePolicy(p: RuntimeOptions['policy']): Promise<Policy> {
+  if (p === undefined) return loadPolicy({ version: '1.0' }, { source: 'default (deny everything)' }).policy;
+  if (p instanceof Policy) return p;
+  if (typeof p === 'string') return (await loadPolicyFile(p)).policy;
+  return loadPolicy(p, { source: 'runtime options' }).policy;
+}
+
+/** A semaphore per tool with a bounded queue. */
+class Slots {
+  #busy = 0;
+  readonly #waiting: Array<() => void> = [];
+  constructor(
+    readonly max: number,
+    readonly maxQueue: number,
+  ) {}
+  async take(tool: string): Promise<void> {
+    if (this.#busy < this.max) {
+      this.#busy++;
+      return;
+    }
+    if (this.#waiting.length >= this.maxQueue) {
+      throw new AuthorityError(ErrorCode.OVERLOADED, `tool ${tool} is at its concurrency limit (${this.max} running, ${this.#waiting.length} waiting)`, {
+        data: { tool, running: this.#busy, queued: this.#waiting.length },
+      });
+    }
+    await new Promise<void>((res) => this.#waiting.push(res));
+    this.#busy++;
+  }
+  release(): void {
+    this.#busy--;
+    this.#waiting.shift()?.();
+  }
+}
+
+/**
+ * A runtime: tools registered in it run in fresh sandbox instances, and every
+ * host call they make passes the gate. Create it with {@link createRuntime}.
+ */
+export class Runtime extends EventEmitter<RuntimeEvents> {
+  readonly dataDir: string;
+  readonly keyring: Keyring;
+  readonly revocations: RevocationList;
+  readonly secrets: SecretStore;
+  readonly audit: AuditLog;
+  readonly logger: Logger;
+  #policy: Policy;
+  #limiter: Limiter;
+  readonly #store: LimitStore;
+  readonly #pool: WorkerPool;
+  readonly #registry: Registry;
+  readonly #gate: Gate;
+  readonly #http: HttpClient;
+  readonly #validators = new Map<string, ValidateFunction>();
+  readonly #ajv = new Ajv2020({ strict: false, allErrors: false, validateFormats: false });
+  readonly #slots = new Map<string, Slots>();
+  readonly #running = new Set<AbortController>();
+  readonly #opts: RuntimeOptions;
+  #halted: string | undefined;
+  #closed = false;
+
+  /** @internal use createRuntime() */
+  constructor(parts: {
+    opts: RuntimeOptions;
+    dataDir: string;
+    keyring: Keyring;
+    revocations: RevocationList;
+    secrets: SecretStore;
+    audit: AuditLog;
+    policy: Policy;
+    store: LimitStore;
+    logger: Logger;
+  }) {
+    super();
+    this.#opts = parts.opts;
+    this.dataDir = parts.dataDir;
+    this.keyring = parts.keyring;
+    this.revocations = parts.revocations;
+    this.secrets = parts.secrets;
+    this.audit = parts.audit;
+    this.logger = parts.logger;
+    this.#policy = parts.policy;
+    this.#store = parts.store;
+    this.#limiter = new Limiter(parts.policy.limiterConfig(), parts.store);
+    this.#pool = new WorkerPool(parts.opts.pool);
+    this.#http = new HttpClient();
+    this.#gate = new Gate({
+      revocations: parts.revocations,
+      policy: () => this.#policy,
+      limiter: () => this.#limiter,
+      audit: parts.audit,
+      fs: new HostFs(),
+      http: this.#http,
+      secrets: parts.secrets,
+      logger: parts.logger,
+    });
+    this.#registry = new Registry({
+      cacheDir: dataPaths(parts.dataDir).cacheDir,
+      describe: (compiled, limits) => this.#describe(compiled, limits),
+    });
+    this.#registry.on('changed', (change) => this.emit('tools-changed', change));
+  }
+
+  /** The policy in force. */
+  get policy(): Policy {
+    return this.#policy;
+  }
+
+  /** Replace the policy; calls already past the policy stage finish under the old one. */
+  setPolicy(policy: Policy): void {
+    this.#policy = policy;
+    this.#limiter = new Limiter(policy.limiterConfig(), this.#store);
+  }
+
+  /** Whether `halt()` was called, and why. */
+  get halted(): string | undefined {
+    return this.#halted;
+  }
+
+  /** Pool load: runs in progress and queued. */
+  get load(): { running: number; queued: number; workers: number } {
+    return this.#pool.load;
+  }
+
+  /** Resolves once every sandbox worker has started. */
+  warmUp(): Promise<void> {
+    return this.#pool.warmUp();
+  }
+
+  async #describe(compiled: Parameters<ConstructorParameters<typeof Registry>[0]['describe']>[0], limits: ToolLimits) {
+    let calledHost = false;
+    const outcome = await this.#pool.run({
+      tool: compiled,
+      entry: 'describe',
+      input: '',
+      timeoutMs: Math.min(limits.timeoutMs, DESCRIBE_TIMEOUT_MS),
+      maxOutputBytes: limits.maxOutputBytes,
+      onHostCall: async (): Promise<HostReply> => {
+        calledHost = true;
+        return { tag: 'err', val: { tag: 'denied', val: { code: ErrorCode.POLICY_DENY, message: 'describe() may not call host functions' } } };
+      },
+    });
+    if (calledHost) throw new AuthorityError(ErrorCode.COMPONENT_INVALID, "the component's describe() called a host function; it must only describe the tool");
+    if (outcome.end.kind === 'described') return outcome.end.description;
+    throw new AuthorityError(ErrorCode.COMPONENT_INVALID, `describe() did not complete: ${endMessage(outcome)}`, { data: { end: outcome.end.kind } });
+  }
+
+  /**
+   * Register a component (a path or its bytes). It is refused, naming the
+   * import, if it imports anything outside authority:sandbox; its
+   * self-description is read in the sandbox.
+   */
+  async register(component: string | Uint8Array, opts: RegisterOptions = {}): Promise<ToolInfo> {
+    this.#assertOpen();
+    const limits = { ...this.#opts.limits, ...opts.limits };
+    try {
+      const tool = await this.#registry.register(component, { ...opts, limits });
+      this.#validators.delete(tool.digest);
+      this.#slots.set(tool.name, new Slots(tool.limits.maxConcurrency, 256));
+      await this.audit.append({ kind: 'tool.register', tool: tool.name, toolDigest: `sha256:${tool.digest}`, decision: 'allow', code: 'ok', detail: { imports: tool.imports, bytes: tool.size } });
+      this.#pool.prepare(tool.compiled, 1);
+      return toInfo(tool);
+    } catch (e) {
+      const err = e instanceof AuthorityError ? e : new AuthorityError(ErrorCode.COMPONENT_INVALID, (e as Error).message, { cause: e });
+      await this.audit
+        .append({ kind: 'tool.register', decision: 'deny', code: err.code, reason: err.message.slice(0, 1024), detail: typeof component === 'string' ? { source: component.slice(0, 512) } : {} })
+        .catch(() => {});
+      throw err;
+    }
+  }
+
+  /** Remove a tool; running invocations of it finish. */
+  unregister(name: string): boolean {
+    return this.#registry.remove(name);
+  }
+
+  /** Registered tools, by name. */
+  tools(): ToolInfo[] {
+    return this.#registry.list();
+  }
+
+  tool(name: string): ToolInfo | undefined {
+    const t = this.#registry.get(name);
+    return t === undefined ? undefined : toInfo(t);
+  }
+
+  /** Issue a capability token signed with the active key. */
+  issueToken(claims: IssueClaims): string {
+    return issueToken(this.keyring, claims);
+  }
+
+  /** Derive a narrower token (no key needed). */
+  attenuateToken(token: string, caveat: CaveatInput): string {
+    return attenuateToken(token, caveat);
+  }
+
+  inspectToken(token: string): TokenInfo {
+    return inspectToken(token);
+  }
+
+  /** Revoke a token (and every token derived from it) from the next host call on. */
+  revokeToken(tokenId: string, reason?: string): void {
+    this.revocations.revokeToken(tokenId, reason);
+  }
+
+  /** Revoke a run: its next host call, and any new invocation in it, is refused. */
+  revokeRun(runId: string, reason?: string): void {
+    this.revocations.revokeRun(runId, reason);
+  }
+
+  #validator(tool: ToolInfo): ValidateFunction {
+    let v = this.#validators.get(tool.digest);
+    if (v === undefined) {
+      try {
+        v = this.#ajv.compile(tool.inputSchema);
+      } catch (e) {
+        throw new AuthorityError(ErrorCode.COMPONENT_INVALID, `the input schema of ${tool.name} does not compile: ${(e as Error).message}`, { cause: e });
+      }
+      this.#validators.set(tool.digest, v);
+    }
+    return v;
+  }
+
+  async #admit(tool: ToolInfo, runId: string, grants: GrantSet, input: unknown): Promise<(Decision & { tokenId?: string | undefined; reservation?: Reservation | undefined })> {
+    const policy = this.#policy.decide({ op: 'tool.invoke', name: tool.name });
+    if (!policy.allow) return policy;
+    let tokenId: string | undefined;
+    if (this.#opts.requireToolGrant === true) {
+      const cap = checkCapability(grants, { kind: 'tool', resource: tool.name, method: 'invoke' }, { runId, revocations: this.revocations });
+      if (!cap.allow) return cap;
+      tokenId = cap.tokenId;
+    }
+    const revoked = this.revocations.findRevoked([], [runId]);
+    if (revoked !== undefined) return { allow: false, code: ErrorCode.CAP_REVOKED, reason: `run ${runId} is revoked` };
+    const validate = this.#validator(tool);
+    if (!validate(input)) {
+      const first = validate.errors?.[0];
+      const where = first?.instancePath ? `input${first.instancePath.replaceAll('/', '.')}` : 'input';
+      return { allow: false, code: ErrorCode.INVALID_ARGUMENT, reason: `${where}: ${first?.message ?? 'does not match the input schema'}`, rule: first?.schemaPath };
+    }
+    const rate = await this.#limiter.rate({ runId, tool: tool.name, tokenId }, { op: 'tool.invoke' });
+    if (!rate.allow) return { ...rate, tokenId };
+    const { decision, reservation } = await this.#limiter.reserve({ runId, tool: tool.name, tokenId }, { op: 'tool.invoke' });
+    if (!decision.allow) return { ...decision, tokenId };
+    return { allow: true, reason: `${policy.reason}`, tokenId, reservation };
+  }
+
+  /**
+   * Run a tool once, in a fresh instance, on `input` (any JSON value matching
+   * its input schema). Resolves with the output; rejects with an
+   * AuthorityError whose code says why (`E_TOOL_FAILED` with the tool's own
+   * message, `E_TIMEOUT`, `E_POLICY_DENY`, ...). Either way the invocation is
+   * in the audit log before this returns.
+   */
+  async invoke(name: string, input: unknown, opts: InvokeOptions = {}): Promise<InvokeResult> {
+    this.#assertOpen();
+    const started = performance.now();
+    const registered = this.#registry.get(name);
+    if (registered === undefined) throw new AuthorityError(ErrorCode.TOOL_NOT_FOUND, `no tool named ${JSON.stringify(name)} is registered`, { data: { tool: name } });
+    const tool = toInfo(registered);
+    const runId = opts.runId ?? newRunId();
+    if (!RUN_ID.test(runId)) throw new AuthorityError(ErrorCode.INVALID_ARGUMENT, 'runId must match [A-Za-z0-9._:-]{1,128}', { data: { field: 'runId' } });
+    const grantTexts = opts.grants ?? [];
+    const maxGrants = this.#opts.maxGrants ?? DEFAULT_MAX_GRANTS;
+    if (grantTexts.length > maxGrants) throw new AuthorityError(ErrorCode.INVALID_ARGUMENT, `at most ${maxGrants} grants per invocation`, { data: { field: 'grants' } });
+    let inputText: string;
+    try {
+      inputText = JSON.stringify(input ?? {});
+    } catch (e) {
+      throw new AuthorityError(ErrorCode.INVALID_ARGUMENT, `input is not JSON: ${(e as Error).message}`, { cause: e });
+    }
+    const grants = prepareGrants(this.keyring, grantTexts);
+    const base: Pick<AuditEntry, 'runId' | 'tool' | 'toolDigest'> = { runId, tool: name, toolDigest: `sha256:${tool.digest}` };
+    const requestHash = hashRequest({ tool: name, digest: tool.digest, input: inputText });
+    const grantIds = grants.summary().map((g) => g.tokenId ?? `#${g.index}:invalid`);
+
+    const admission = await this.#admit(tool, runId, grants, input ?? {});
+    if (!admission.allow) {
+      const receipt = await this.audit.append({ ...base, kind: 'invoke.start', decision: 'deny', code: admission.code, reason: admission.reason.slice(0, 1024), tokenId: admission.tokenId, requestHash, detail: { grants: grantIds } });
+      throw new AuthorityError(admission.code, admission.reason, { data: { tool: name, runId, audit: { start: receipt.seq, end: receipt.seq }, ...(admission.retryAfterMs === undefined ? {} : { retryAfterMs: admission.retryAfterMs }) } });
+    }
+
+    const slots = this.#slots.get(name) ?? new Slots(Number.POSITIVE_INFINITY, 0);
+    try {
+      await slots.take(name);
+    } catch (e) {
+      if (admission.reservation) await this.#limiter.cancel(admission.reservation).catch(() => {});
+      const err = e as AuthorityError;
+      const receipt = await this.audit.append({ ...base, kind: 'invoke.start', decision: 'deny', code: err.code, reason: err.message, requestHash, detail: { grants: grantIds } });
+      throw new AuthorityError(err.code, err.message, { data: { ...err.data, runId, audit: { start: receipt.seq, end: receipt.seq } } });
+    }
+
+    const controller = new AbortController();
+    this.#running.add(controller);
+    const log = this.logger.child({ tool: name, runId });
+    const timeoutMs = Math.max(1, Math.min(tool.limits.timeoutMs, opts.timeoutMs ?? Number.POSITIVE_INFINITY));
+    const ctx: RunContext = {
+      runId,
+      tool: { name, digest: tool.digest },
+      grants,
+      deadline: Date.now() + timeoutMs,
+      signal: controller.signal,
+      log,
+      stats: { calls: 0, allowed: 0, denied: 0, failed: 0, redactions: 0 },
+    };
+    let startReceipt: AuditReceipt;
+    let outcome: RunOutcome;
+    const inFlight = new Set<Promise<HostReply>>();
+    try {
+      startReceipt = await this.audit.append({ ...base, kind: 'invoke.start', decision: 'allow', code: 'ok', tokenId: admission.tokenId, requestHash, reason: admission.reason, detail: { grants: grantIds, inputBytes: inputText.length } });
+      outcome = await this.#pool.run({
+        tool: registered.compiled,
+        entry: 'run',
+        input: inputText,
+        timeoutMs,
+        maxOutputBytes: tool.limits.maxOutputBytes,
+        onHostCall: (call: HostCall) => {
+          const p = this.#gate.handle(ctx, call);
+          inFlight.add(p);
+          void p.finally(() => inFlight.delete(p));
+          return p;
+        },
+      });
+    } catch (e) {
+      controller.abort();
+      this.#running.delete(controller);
+      slots.release();
+      throw e;
+    } finally {
+      // Calls still in the gate (an http request when the deadline hit) stop now; their records come before the end record.
+      controller.abort();
+      await Promise.allSettled([...inFlight]);
+    }
+    this.#running.delete(controller);
+    slots.release();
+
+    const end = outcome.end;
+    let output: string | undefined;
+    let error: AuthorityError | undefined;
+    let redactions: string[] = [];
+    switch (end.kind) {
+      case 'ok': {
+        const red = this.secrets.redactText(end.output);
+        output = red.text;
+        redactions = red.redactions.map((r) => r.name);
+        break;
+      }
+      case 'tool-error': {
+        const red = this.secrets.redactText(end.message);
+        redactions = red.redactions.map((r) => r.name);
+        error = new AuthorityError(ErrorCode.TOOL_FAILED, red.text);
+        break;
+      }
+      case 'output-too-large':
+        error = new AuthorityError(ErrorCode.TOOL_OUTPUT, `the tool's output is ${end.bytes} bytes, over its cap of ${tool.limits.maxOutputBytes}`, { data: { bytes: end.bytes, cap: tool.limits.maxOutputBytes } });
+        break;
+      case 'timeout':
+        error = new AuthorityError(ErrorCode.TIMEOUT, end.message, { data: { timeoutMs } });
+        break;
+      case 'halted':
+        error = new AuthorityError(ErrorCode.HALTED, `the runtime was halted: ${end.message}`);
+        break;
+      case 'trap':
+        error = new AuthorityError(ErrorCode.TOOL_TRAPPED, `the tool trapped: ${end.message}`);
+        break;
+      case 'crash':
+        error = new AuthorityError(ErrorCode.TOOL_TRAPPED, end.message);
+        break;
+      case 'load-error':
+        error = new AuthorityError(ErrorCode.INTERNAL, `the tool could not be instantiated: ${end.message}`);
+        break;
+      case 'described':
+        error = new AuthorityError(ErrorCode.INTERNAL, 'unexpected describe result');
+        break;
+    }
+    if (admission.reservation) await this.#limiter.settle(admission.reservation).catch(() => {});
+    const durationMs = performance.now() - started;
+    const stats: InvokeStats = {
+      durationMs,
+      hostCalls: ctx.stats.calls,
+      allowed: ctx.stats.allowed,
+      denied: ctx.stats.denied,
+      redactions: ctx.stats.redactions + redactions.length,
+      preparedInstance: 'fromReady' in outcome.stats ? outcome.stats.fromReady : false,
+    };
+    const endReceipt = await this.audit.append({
+      ...base,
+      kind: 'invoke.end',
+      decision: error === undefined ? 'allow' : 'deny',
+      code: error === undefined ? 'ok' : error.code,
+      reason: error?.message.slice(0, 1024),
+      responseHash: output === undefined ? undefined : hashRequest({ output }),
+      detail: {
+        durationMs: Math.round(durationMs),
+        hostCalls: stats.hostCalls,
+        allowed: stats.allowed,
+        denied: stats.denied,
+        ...(redactions.length ? { redacted: redactions } : {}),
+        ...(output === undefined ? {} : { outputBytes: Buffer.byteLength(output) }),
+      },
+    });
+    const audit = { start: startReceipt.seq, end: endReceipt.seq };
+    if (error !== undefined) {
+      log.info({ code: error.code }, 'invocation failed');
+      throw new AuthorityError(error.code, error.message, { data: { ...error.data, tool: name, runId, audit }, cause: error.cause });
+    }
+    return { ok: true, tool: name, runId, output: output as string, audit, stats };
+  }
+
+  /**
+   * The stop switch: stop every running invocation now, refuse new ones, and
+   * record why in the audit log. The runtime cannot be resumed; close it.
+   */
+  async halt(reason: string): Promise<void> {
+    if (this.#halted !== undefined) return;
+    this.#halted = reason;
+    await this.audit.append({ kind: 'halt', decision: 'deny', code: ErrorCode.HALTED, reason: reason.slice(0, 1024), detail: this.#pool.load }).catch((e: unknown) => {
+      this.logger.error({ err: e }, 'could not record the halt');
+    });
+    for (const c of this.#running) c.abort();
+    await this.#pool.close(reason);
+    this.emit('halted', { reason });
+  }
+
+  /** Stop the workers, write the final checkpoint, release the log. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const c of this.#running) c.abort();
+    await this.#pool.close(this.#halted ?? 'closed');
+    await this.#http.close();
+    await this.audit.close();
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new AuthorityError(ErrorCode.HALTED, 'the runtime is closed');
+    if (this.#halted !== undefined) throw new AuthorityError(ErrorCode.HALTED, `the runtime is halted: ${this.#halted}`);
+  }
+}
+
+function endMessage(outcome: RunOutcome): string {
+  const end = outcome.end as { kind: string; message?: string };
+  return end.message ?? end.kind;
+}
+
+/**
+ * Create a runtime. Everything defaults to the local data folder: keys,
+ * audit log, revocations and secrets live in `.authority/` (0700).
+ */
+export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime> {
+  const dataDir = ensurePrivateDir(resolveDataDir(opts.dataDir));
+  const logger = opts.logger ?? defaultLogger();
+  const policy = await resolvePolicy(opts.policy);
+  const keyring =
+    opts.keys?.file !== undefined || opts.keys?.env !== undefined
+      ? Keyring.load({ file: opts.keys.file, env: opts.keys.env, dataDir })
+      : Keyring.fromDataDir(dataDir, { create: true });
+  const revocations = RevocationList.fromDataDir(dataDir);
+  const secrets = opts.secrets instanceof SecretStore ? opts.secrets : SecretStore.load({ file: dataPaths(dataDir).secrets, fileOptional: true, ...(opts.secrets ?? {}) });
+  const paths = dataPaths(dataDir);
+  const audit = await AuditLog.open({
+    dataDir,
+    dir: opts.audit?.dir ?? paths.auditDir,
+    checkpointDir: opts.audit?.checkpointDir ?? paths.checkpointDir,
+    durability: opts.audit?.durability ?? 'fsync',
+  });
+  const runtime = new Runtime({ opts, dataDir, keyring, revocations, secrets, audit, policy, store: opts.store ?? new MemoryLimitStore(), logger });
+  return runtime;
+}
+
+export { DEFAULT_LIMITS };

@@ -1,0 +1,7 @@
+/**
+ * The sandbox: a pool of warm workers, a fresh instance per run, a deadline
+ * per run, and the synchronous bridge from guest imports to the gate.
+ * @module
+ */
+export { WorkerPool, type PoolOptions, type RunOutcome, type RunRequest, type RunStats } from './pool.ts';
+export type { RunEnd, ToolDescription } from './protocol.ts';
