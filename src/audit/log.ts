@@ -119,17 +119,17 @@ export class AuditLog {
   readonly origin: string;
   readonly paths: AuditPaths;
   readonly durability: AuditDurability;
+  /** The file this log's checkpoints are appended to. */
+  readonly checkpointFile: string;
 
   #io: AuditIo;
   #fd: number;
   #cpFd: number;
-  #cpFile: string;
   #cpFileSize: number;
   #lock: LogLock;
   #signer: AuditSigner;
   #now: () => Date;
   #everyRecords: number;
-  #everyMs: number;
 
   // Assigned (accepted) state: everything appended, durable or not.
   #nextSeq: number;
@@ -168,7 +168,6 @@ export class AuditLog {
     signer: AuditSigner;
     now: () => Date;
     everyRecords: number;
-    everyMs: number;
     cursor: ChainCursor;
     lastCp: Checkpoint | null;
   }) {
@@ -178,13 +177,12 @@ export class AuditLog {
     this.#io = init.io;
     this.#fd = init.fd;
     this.#cpFd = init.cpFd;
-    this.#cpFile = init.cpFile;
+    this.checkpointFile = init.cpFile;
     this.#cpFileSize = init.cpFileSize;
     this.#lock = init.lock;
     this.#signer = init.signer;
     this.#now = init.now;
     this.#everyRecords = init.everyRecords;
-    this.#everyMs = init.everyMs;
     const c = init.cursor;
     this.#nextSeq = c.seq;
     this.#prevHash = c.prev;
@@ -309,7 +307,6 @@ export class AuditLog {
         signer,
         now,
         everyRecords,
-        everyMs,
         cursor,
         lastCp: latest,
       });
