@@ -88,21 +88,58 @@ function encode(value: unknown, path: string, depth: number): string {
       }
       const proto: unknown = Object.getPrototypeOf(value);
       if (proto !== Object.prototype && proto !== null) fail(path, 'a class instance');
-      const obj = value as Record<string, unknown>;
-      // Default sort compares UTF-16 code units: exactly the JCS member order.
-      const keys = Object.keys(obj).sort();
-      const parts: string[] = [];
-      for (const key of keys) {
-        const v = obj[key];
-        if (v === undefined) continue;
-        const at = `${path}.${key}`;
-        parts.push(`${encodeString(key, at)}:${encode(v, at, depth + 1)}`);
-      }
-      return `{${parts.join(',')}}`;
+      return joinMembers(members(value as Record<string, unknown>, path, depth));
     }
     default:
       return fail(path, typeof value);
   }
+}
+
+type Member = [key: string, text: string];
+
+function members(obj: Record<string, unknown>, path: string, depth: number): Member[] {
+  // Default sort compares UTF-16 code units: exactly the JCS member order.
+  const keys = Object.keys(obj).sort();
+  const out: Member[] = [];
+  for (const key of keys) {
+    const v = obj[key];
+    if (v === undefined) continue;
+    const at = `${path}.${key}`;
+    out.push([key, `${encodeString(key, at)}:${encode(v, at, depth + 1)}`]);
+  }
+  return out;
+}
+
+function joinMembers(m: readonly Member[]): string {
+  let s = '{';
+  for (let i = 0; i < m.length; i++) s += (i === 0 ? '' : ',') + (m[i] as Member)[1];
+  return s + '}';
+}
+
+/**
+ * The canonical JSON of a plain object, and of the same object without member
+ * `omit`, encoding each member once (a record and the body its hash covers).
+ */
+export function canonicalJsonWithout(obj: Record<string, unknown>, omit: string): { full: string; without: string } {
+  const m = members(obj, '$', 0);
+  return { full: joinMembers(m), without: joinMembers(m.filter(([k]) => k !== omit)) };
+}
+
+/**
+ * The canonical JSON of `obj`, and a function giving that of `obj` plus one
+ * more string member `key`, encoding each member of `obj` once: for building a
+ * record whose hash covers all its other members.
+ */
+export function canonicalJsonPlus(obj: Record<string, unknown>, key: string): { without: string; plus: (value: string) => string } {
+  const m = members(obj, '$', 0);
+  const at = m.findIndex(([k]) => k > key);
+  return {
+    without: joinMembers(m),
+    plus: (value) => {
+      const extra: Member = [key, `${JSON.stringify(key)}:${JSON.stringify(value)}`];
+      return joinMembers(at === -1 ? [...m, extra] : [...m.slice(0, at), extra, ...m.slice(at)]);
+    },
+  };
 }
 
 /**

@@ -29,7 +29,7 @@ export async function* readLines(path: string, start = 0, end?: number, cap = 1 
   const handle = await fs.promises.open(path, 'r');
   try {
     const stop = end ?? (await handle.stat()).size;
-    const buf = Buffer.allocUnsafe(CHUNK);
+    const buf = Buffer.allocUnsafe(Math.max(1, Math.min(CHUNK, stop - start)));
     let pos = start;
     let parts: Buffer[] = [];
     let partLen = 0;
@@ -37,7 +37,7 @@ export async function* readLines(path: string, start = 0, end?: number, cap = 1 
     let lineLen = 0;
     const take = (): Buffer => (parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts, partLen));
     while (pos < stop) {
-      const { bytesRead } = await handle.read(buf, 0, Math.min(CHUNK, stop - pos), pos);
+      const { bytesRead } = await handle.read(buf, 0, Math.min(buf.length, stop - pos), pos);
       if (bytesRead === 0) break;
       let i = 0;
       while (i < bytesRead) {

@@ -10,7 +10,7 @@
  * @module
  */
 import { AuthorityError, ErrorCode } from '../errors.ts';
-import { canonicalJson, isSha256Hex, sha256Hex, type Sha256Hex } from './canonical-json.ts';
+import { canonicalJson, canonicalJsonPlus, canonicalJsonWithout, isSha256Hex, sha256Hex, type Sha256Hex } from './canonical-json.ts';
 
 export const RECORD_VERSION = 1;
 /** `prev` of record 0. */
@@ -224,9 +224,10 @@ export interface BuiltRecord {
 export function buildRecord(fields: Record<string, unknown>, seq: number, time: string, prev: string, origin?: string): BuiltRecord {
   const body: Record<string, unknown> = { ...fields, v: RECORD_VERSION, seq, time, prev };
   if (origin !== undefined) body['origin'] = origin;
-  const hash = sha256Hex(canonicalJson(body));
+  const { without, plus } = canonicalJsonPlus(body, 'hash');
+  const hash = sha256Hex(without);
   const record = { ...body, hash } as unknown as AuditRecord;
-  const text = canonicalJson(record);
+  const text = plus(hash);
   const line = Buffer.from(text + '\n', 'utf8');
   if (line.length > MAX_LINE_BYTES) throw invalid('(entry)', `makes a record of ${line.length} bytes, over the ${MAX_LINE_BYTES} limit`);
   return { record, line, hash };
@@ -255,17 +256,16 @@ export function parseRecordLine(bytes: Uint8Array): ParsedLine {
     return { ok: false, problem: 'malformed', message: 'line is not JSON text' };
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return { ok: false, problem: 'malformed', message: 'line is not a JSON object' };
-  let canonical: string;
+  let canonical: { full: string; without: string };
   try {
-    canonical = canonicalJson(value);
+    canonical = canonicalJsonWithout(value as Record<string, unknown>, 'hash');
   } catch (e) {
     return { ok: false, problem: 'non-canonical', message: (e as Error).message };
   }
-  if (canonical !== text) return { ok: false, problem: 'non-canonical', message: 'line is not in canonical JSON form (bytes were added, removed or reordered)' };
+  if (canonical.full !== text) return { ok: false, problem: 'non-canonical', message: 'line is not in canonical JSON form (bytes were added, removed or reordered)' };
   const shape = recordShapeProblem(value as Record<string, unknown>);
   if (shape !== null) return { ok: false, problem: 'schema', message: shape };
-  const { hash, ...body } = value as Record<string, unknown>;
-  if (sha256Hex(canonicalJson(body)) !== hash) return { ok: false, problem: 'record-hash', message: 'record hash does not match its content (the record was changed)' };
+  if (sha256Hex(canonical.without) !== (value as Record<string, unknown>)['hash']) return { ok: false, problem: 'record-hash', message: 'record hash does not match its content (the record was changed)' };
   return { ok: true, record: value as AuditRecord };
 }
 

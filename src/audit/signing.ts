@@ -5,7 +5,7 @@
  * @module
  */
 import fs from 'node:fs';
-import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
 import { dirname } from 'node:path';
 import { AuthorityError, ErrorCode } from '../errors.ts';
 
@@ -79,18 +79,25 @@ export function loadOrCreateSigningKey(path: string): AuditSigner {
   const { privateKey } = generateKeyPairSync('ed25519');
   const pem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
   fs.mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  // Written aside and linked into place: the key file is whole or absent, never half-written,
+  // and a key another opener linked first is never overwritten.
+  const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+  const fd = fs.openSync(tmp, 'wx', 0o600);
   try {
-    const fd = fs.openSync(path, 'wx', 0o600);
-    try {
-      fs.writeSync(fd, pem);
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return signerFromKey(fs.readFileSync(path, 'utf8'));
-    throw e;
+    fs.writeSync(fd, pem);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
   }
+  try {
+    fs.linkSync(tmp, path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    return signerFromKey(fs.readFileSync(path, 'utf8'));
+  } finally {
+    fs.rmSync(tmp, { force: true });
+  }
+  syncDirSync(dirname(path));
   return signerFromKey(pem);
 }
 
@@ -131,4 +138,14 @@ export function ensurePublicKeyFile(path: string, signer: AuditSigner): void {
     fs.closeSync(fd);
   }
   fs.renameSync(tmp, path);
+  syncDirSync(dirname(path));
+}
+
+function syncDirSync(dir: string): void {
+  const fd = fs.openSync(dir, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
 }
