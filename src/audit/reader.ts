@@ -23,6 +23,8 @@ export interface AuditLine {
   /** 1-based line number, when read from the start (null when read backward). */
   line: number | null;
   offset: number;
+  /** Byte offset just past the line's newline. */
+  end: number;
   record: AuditRecord | null;
   problem?: string | undefined;
 }
@@ -42,10 +44,11 @@ export function matchesFilter(entry: AuditLine, filter: AuditRecordFilter): bool
   return true;
 }
 
-function view(bytes: Buffer, offset: number, line: number | null, complete = true): AuditLine {
-  if (!complete) return { line, offset, record: null, problem: `unfinished last line (${bytes.length} bytes without a newline)` };
+function view(bytes: Buffer, offset: number, length: number, line: number | null, complete = true): AuditLine {
+  const end = offset + length + (complete ? 1 : 0);
+  if (!complete) return { line, offset, end, record: null, problem: `unfinished last line (${length} bytes without a newline)` };
   const parsed = parseRecordLine(bytes);
-  return parsed.ok ? { line, offset, record: parsed.record } : { line, offset, record: null, problem: parsed.message };
+  return parsed.ok ? { line, offset, end, record: parsed.record } : { line, offset, end, record: null, problem: parsed.message };
 }
 
 /**
@@ -65,7 +68,7 @@ export async function* readAuditRecords(
   let n = 0;
   for await (const l of readLines(logFile, 0, undefined, MAX_LINE_BYTES)) {
     n += 1;
-    const v = view(l.bytes, l.offset, n, l.complete);
+    const v = view(l.bytes, l.offset, l.length, n, l.complete);
     if (options.fromSeq !== undefined && v.record !== null && v.record.seq < options.fromSeq) continue;
     if (matchesFilter(v, filter)) yield v;
   }
@@ -77,7 +80,7 @@ export async function tailAuditRecords(loc: AuditLocation, count: number, filter
   const out: AuditLine[] = [];
   if (count <= 0) return out;
   for await (const { bytes, offset } of readLinesBackward(logFile)) {
-    const v = view(bytes, offset, null);
+    const v = view(bytes, offset, bytes.length, null);
     if (!matchesFilter(v, filter)) continue;
     out.push(v);
     if (out.length >= count) break;
@@ -99,14 +102,14 @@ export async function* followAuditRecords(
   while (!options.signal.aborted) {
     const size = (await fs.promises.stat(logFile)).size;
     if (size < pos) {
-      yield { line: null, offset: size, record: null, problem: `the log shrank from ${pos} to ${size} bytes (a torn tail cut at open, or tampering)` };
+      yield { line: null, offset: size, end: size, record: null, problem: `the log shrank from ${pos} to ${size} bytes (a torn tail cut at open, or tampering)` };
       pos = size;
     }
     if (size > pos) {
       for await (const l of readLines(logFile, pos, size, MAX_LINE_BYTES)) {
         if (!l.complete) break; // not whole yet: read it again next time
         pos = l.offset + l.length + 1;
-        const v = view(l.bytes, l.offset, null);
+        const v = view(l.bytes, l.offset, l.length, null);
         if (matchesFilter(v, filter)) yield v;
       }
     }

@@ -10,7 +10,7 @@
  * @module
  */
 import { AuthorityError, ErrorCode } from '../errors.ts';
-import { canonicalJson, canonicalJsonPlus, canonicalJsonWithout, isSha256Hex, sha256Hex, type Sha256Hex } from './canonical-json.ts';
+import { canonicalJson, canonicalJsonWithout, isSha256Hex, sha256Hex, type Sha256Hex } from './canonical-json.ts';
 
 export const RECORD_VERSION = 1;
 /** `prev` of record 0. */
@@ -214,23 +214,65 @@ export function entryFields(entry: AuditEntry): Record<string, unknown> {
 }
 
 export interface BuiltRecord {
-  record: AuditRecord;
-  /** The line, newline included: what goes to disk and what the Merkle leaf hashes (without the newline). */
+  /** The line, newline included: what goes to disk; without the newline it is the Merkle leaf's data. */
   line: Buffer;
   hash: string;
 }
 
-/** Assemble, hash and serialize one record. `fields` come from `entryFields()`. */
+/** Top-level record members in canonical (UTF-16 code unit) order, split around `hash`. */
+const BEFORE_HASH = ['code', 'decision', 'detail'] as const;
+const AFTER_HASH = ['kind', 'op', 'origin', 'prev', 'reason', 'requestHash', 'responseHash', 'runId', 'seq', 'time', 'tokenId', 'tool', 'toolDigest', 'v'] as const;
+// The writer's serializer relies on this order; the verifier sorts for itself, so a slip here could not pass unnoticed.
+if ([...BEFORE_HASH, 'hash', ...AFTER_HASH].join() !== [...BEFORE_HASH, 'hash', ...AFTER_HASH].sort().join() || [...RECORD_FIELDS].length !== BEFORE_HASH.length + AFTER_HASH.length + 1) {
+  throw new Error('audit record member order is not canonical');
+}
+
+function member(key: string, value: unknown): string {
+  if (typeof value === 'number') return `"${key}":${String(value)}`;
+  // Free text and detail may hold anything: the canonicalizer refuses what has no exact form.
+  // Every other string matched an ASCII pattern already, where JSON.stringify is the canonical form.
+  if (key === 'detail' || key === 'reason') return `"${key}":${canonicalJson(value)}`;
+  return `"${key}":${JSON.stringify(value)}`;
+}
+
+/**
+ * Assemble, hash and serialize one record. `fields` come from `entryFields()`.
+ * Writes the canonical form directly from the fixed member order (the hot
+ * path); `parseRecordLine` checks lines with the generic canonicalizer.
+ */
 export function buildRecord(fields: Record<string, unknown>, seq: number, time: string, prev: string, origin?: string): BuiltRecord {
-  const body: Record<string, unknown> = { ...fields, v: RECORD_VERSION, seq, time, prev };
-  if (origin !== undefined) body['origin'] = origin;
-  const { without, plus } = canonicalJsonPlus(body, 'hash');
-  const hash = sha256Hex(without);
-  const record = { ...body, hash } as unknown as AuditRecord;
-  const text = plus(hash);
-  const line = Buffer.from(text + '\n', 'utf8');
+  // A lookup rather than an object spread: spreading costs more than all the hashing here.
+  const valueOf = (key: string): unknown => {
+    switch (key) {
+      case 'v':
+        return RECORD_VERSION;
+      case 'seq':
+        return seq;
+      case 'time':
+        return time;
+      case 'prev':
+        return prev;
+      case 'origin':
+        return origin;
+      default:
+        return fields[key];
+    }
+  };
+  let before = '';
+  for (const key of BEFORE_HASH) {
+    const v = valueOf(key);
+    if (v !== undefined) before += (before.length === 0 ? '' : ',') + member(key, v);
+  }
+  let after = '';
+  for (const key of AFTER_HASH) {
+    const v = valueOf(key);
+    if (v !== undefined) after += (after.length === 0 ? '' : ',') + member(key, v);
+  }
+  const hash = sha256Hex(`{${before}${before.length === 0 ? '' : ','}${after}}`);
+  const text = `{${before}${before.length === 0 ? '' : ','}"hash":"${hash}",${after}}\n`;
+  const line = Buffer.from(text, 'utf8');
   if (line.length > MAX_LINE_BYTES) throw invalid('(entry)', `makes a record of ${line.length} bytes, over the ${MAX_LINE_BYTES} limit`);
-  return { record, line, hash };
+  return { line, hash };
 }
 
 /** What can be wrong with one line on its own. */
