@@ -10,7 +10,8 @@ import path from 'node:path';
 import { AuditLog, hashRequest, nodeAuditIo, verifyAudit, type AuditEntry } from '../src/audit/index.ts';
 import { row, type Bench, type BenchRow } from './harness.ts';
 
-const RUN_MS = 1500;
+const SLICE_MS = 150;
+const ROUNDS = 8;
 const TMPFS_MAGIC = 0x01021994;
 
 function entry(n: number): AuditEntry {
@@ -28,47 +29,44 @@ function entry(n: number): AuditEntry {
   };
 }
 
-/** Appends/s over RUN_MS with `callers` concurrent callers, each awaiting its ack before the next append. */
-async function appendRate(dir: string, callers: number, durability: 'fsync' | 'none'): Promise<{ rate: number; perSync: number; lineBytes: number }> {
-  const log = await AuditLog.open({ dir, durability });
-  const before = log.stats;
-  let n = 0;
-  let stop = false;
-  const t0 = process.hrtime.bigint();
-  const caller = async (): Promise<void> => {
-    while (!stop) await log.append(entry(n++));
-  };
-  const timer = setTimeout(() => (stop = true), RUN_MS);
-  await Promise.all(Array.from({ length: callers }, caller));
-  clearTimeout(timer);
-  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-  const after = log.stats;
-  await log.close();
-  const appended = after.records - before.records;
-  const lineBytes = (after.bytes - before.bytes) / appended;
-  return { rate: appended / seconds, perSync: after.syncs > before.syncs ? appended / (after.syncs - before.syncs) : Number.NaN, lineBytes };
+interface Tally {
+  ops: number;
+  seconds: number;
+  syncs: number;
 }
 
-/** One positional write + fdatasync per record, sequentially, with the same I/O calls the log uses. */
-async function syncPerRecord(dir: string, lineBytes: number): Promise<number> {
-  const file = path.join(dir, 'baseline.jsonl');
-  const fd = await nodeAuditIo.open(file, 'w', 0o600);
-  const line = Buffer.alloc(Math.round(lineBytes), 0x61);
-  line[line.length - 1] = 0x0a;
-  let pos = 0;
-  let n = 0;
+/** Appends for `ms` with `callers` concurrent callers, each awaiting its acknowledgement before its next append. */
+async function appendSlice(log: AuditLog, callers: number, ms: number, t: Tally): Promise<void> {
+  const before = log.stats;
+  let n = before.appended;
+  let stop = false;
+  const timer = setTimeout(() => (stop = true), ms);
   const t0 = process.hrtime.bigint();
-  const budget = BigInt(RUN_MS) * 1_000_000n;
-  while (process.hrtime.bigint() - t0 < budget) {
-    await nodeAuditIo.write(fd, line, pos);
-    await nodeAuditIo.fdatasync(fd);
-    pos += line.length;
-    n += 1;
-  }
-  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-  await nodeAuditIo.close(fd);
-  return n / seconds;
+  await Promise.all(
+    Array.from({ length: callers }, async () => {
+      while (!stop) await log.append(entry(n++));
+    }),
+  );
+  clearTimeout(timer);
+  t.seconds += Number(process.hrtime.bigint() - t0) / 1e9;
+  t.ops += log.stats.records - before.records;
+  t.syncs += log.stats.syncs - before.syncs;
 }
+
+/** One positional write + fdatasync per record, sequentially, with the I/O calls the log uses. */
+async function syncSlice(fd: number, line: Buffer, state: { pos: number }, ms: number, t: Tally): Promise<void> {
+  const t0 = process.hrtime.bigint();
+  const budget = BigInt(ms) * 1_000_000n;
+  while (process.hrtime.bigint() - t0 < budget) {
+    await nodeAuditIo.write(fd, line, state.pos);
+    await nodeAuditIo.fdatasync(fd);
+    state.pos += line.length;
+    t.ops += 1;
+  }
+  t.seconds += Number(process.hrtime.bigint() - t0) / 1e9;
+}
+
+const rate = (t: Tally): number => t.ops / t.seconds;
 
 export const bench: Bench = async () => {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'authority-audit-bench-'));
@@ -77,24 +75,44 @@ export const bench: Bench = async () => {
     const disk = onTmpfs ? `${os.tmpdir()} is tmpfs: durable figures mean nothing here` : `disk at ${os.tmpdir()}`;
     const rows: BenchRow[] = [];
 
-    // Warm up the code paths and learn the record size, then measure the baseline with that size.
-    const warm = await appendRate(path.join(root, 'warm'), 8, 'fsync');
-    const baselineRate = await syncPerRecord(root, warm.lineBytes);
-    const baseline = { name: 'one fdatasync per record', value: baselineRate };
-    rows.push(row('one fdatasync per record (baseline)', baselineRate, 'ops/s', { note: `${Math.round(warm.lineBytes)} B records, ${disk}` }));
+    // One log per concurrency level, and the baseline file, measured in interleaved slices:
+    // the disk is shared, so its speed drifts, and interleaving spreads the drift over all figures alike.
+    const levels = [1, 8, 64] as const;
+    const logs = await Promise.all(levels.map((c) => AuditLog.open({ dir: path.join(root, `fsync-${c}`) })));
+    const tallies = levels.map(() => ({ ops: 0, seconds: 0, syncs: 0 }));
+    for (const [i, log] of logs.entries()) await appendSlice(log, levels[i] as number, 100, { ops: 0, seconds: 0, syncs: 0 }); // warm up
+    const lineBytes = (logs[2] as AuditLog).stats.bytes / (logs[2] as AuditLog).stats.records;
+    const line = Buffer.alloc(Math.round(lineBytes), 0x61);
+    line[line.length - 1] = 0x0a;
+    const fd = await nodeAuditIo.open(path.join(root, 'baseline.jsonl'), 'w', 0o600);
+    const base: Tally = { ops: 0, seconds: 0, syncs: 0 };
+    const pos = { pos: 0 };
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const [i, log] of logs.entries()) {
+        await syncSlice(fd, line, pos, SLICE_MS, base);
+        await appendSlice(log, levels[i] as number, SLICE_MS, tallies[i] as Tally);
+      }
+    }
+    await nodeAuditIo.close(fd);
+    for (const log of logs) await log.close();
 
-    for (const callers of [1, 8, 64]) {
-      const r = await appendRate(path.join(root, `fsync-${callers}`), callers, 'fsync');
+    const baseline = { name: 'one fdatasync per record', value: rate(base) };
+    rows.push(row('one fdatasync per record (baseline)', rate(base), 'ops/s', { note: `${line.length} B records, ${disk}` }));
+    levels.forEach((callers, i) => {
+      const t = tallies[i] as Tally;
       rows.push(
-        row(`durable appends, ${callers} caller${callers === 1 ? '' : 's'}`, r.rate, 'ops/s', {
+        row(`durable appends, ${callers} caller${callers === 1 ? '' : 's'}`, rate(t), 'ops/s', {
           baseline,
           target: callers === 64 ? '>= 50000' : undefined,
-          note: `${r.perSync.toFixed(1)} records per fdatasync`,
+          note: `${(t.ops / t.syncs).toFixed(1)} records per fdatasync`,
         }),
       );
-    }
-    const none = await appendRate(path.join(root, 'none-64'), 64, 'none');
-    rows.push(row("appends without sync ('none'), 64 callers", none.rate, 'ops/s', { note: 'the CPU ceiling: hashing, JSON, tree' }));
+    });
+    const noneLog = await AuditLog.open({ dir: path.join(root, 'none-64'), durability: 'none' });
+    const none: Tally = { ops: 0, seconds: 0, syncs: 0 };
+    await appendSlice(noneLog, 64, 1500, none);
+    await noneLog.close();
+    rows.push(row("appends without sync ('none'), 64 callers", rate(none), 'ops/s', { note: 'the CPU ceiling: validation, JSON, hashing, tree' }));
 
     // Rehash and verify the largest log made above.
     const big = path.join(root, 'none-64');

@@ -22,7 +22,7 @@ import { readLines, readLinesBackward } from './lines.ts';
 import { acquireLock, type LogLock } from './lock.ts';
 import { CompactRange, leafHash, rootFromFrontier } from './merkle.ts';
 import { auditPaths, checkpointFileFor, CHECKPOINT_FILE_SUFFIX, type AuditLocation, type AuditPaths } from './paths.ts';
-import { buildRecord, entryFields, GENESIS_KIND, GENESIS_PREV, OPEN_KIND, parseRecordLine, type AuditEntry } from './record.ts';
+import { buildRecord, entryFields, GENESIS_KIND, GENESIS_PREV, OPEN_KIND, parseRecordLine, type AuditEntry, type BuiltRecord } from './record.ts';
 import { ensurePublicKeyFile, loadOrCreateSigningKey, signerFromKey, type AuditSigner } from './signing.ts';
 
 /**
@@ -83,7 +83,8 @@ export interface AuditLogStats {
 }
 
 interface Pending {
-  line: Buffer;
+  /** The line without its newline. */
+  text: string;
   seq: number;
   hash: string;
   end: number;
@@ -129,6 +130,8 @@ export class AuditLog {
   #lock: LogLock;
   #signer: AuditSigner;
   #now: () => Date;
+  #lastMs = -1;
+  #lastIso = '';
   #everyRecords: number;
 
   // Assigned (accepted) state: everything appended, durable or not.
@@ -352,23 +355,21 @@ export class AuditLog {
 
   /** Build, chain and queue a record; the log's own records (log.open, repair) come here directly. */
   #enqueue(fields: Record<string, unknown>): Promise<AuditReceipt> {
-    let line: Buffer;
-    let hash: string;
+    let built: BuiltRecord;
     try {
-      const built = buildRecord(fields, this.#nextSeq, this.#now().toISOString(), this.#prevHash);
-      line = built.line;
-      hash = built.hash;
+      built = buildRecord(fields, this.#nextSeq, this.#time(), this.#prevHash);
     } catch (e) {
       return Promise.reject(e);
     }
+    const { text, hash } = built;
     const seq = this.#nextSeq;
     this.#nextSeq += 1;
     this.#prevHash = hash;
-    this.#tree.append(leafHash(line.subarray(0, line.length - 1)));
-    this.#assignedEnd += line.length;
+    this.#tree.append(leafHash(text));
+    this.#assignedEnd += built.bytes;
     const end = this.#assignedEnd;
     return new Promise<AuditReceipt>((resolve, reject) => {
-      this.#queue.push({ line, seq, hash, end, resolve, reject });
+      this.#queue.push({ text, seq, hash, end, resolve, reject });
       this.#schedule();
     });
   }
@@ -439,6 +440,17 @@ export class AuditLog {
     if (this.#failure !== null) throw this.#failure;
   }
 
+  /** The record time; one Date and string per millisecond rather than per record. */
+  #time(): string {
+    const d = this.#now();
+    const ms = d.getTime();
+    if (ms !== this.#lastMs) {
+      this.#lastMs = ms;
+      this.#lastIso = d.toISOString();
+    }
+    return this.#lastIso;
+  }
+
   #schedule(): void {
     if (this.#flushing || this.#scheduled) return;
     this.#scheduled = true;
@@ -460,8 +472,10 @@ export class AuditLog {
     const last = batch[batch.length - 1] as Pending;
     // Everything accepted so far is in this batch, so the assigned tree is the tree at its end.
     const after: TreeState = { size: last.seq + 1, offset: last.end, last: last.hash, nodes: this.#tree.nodes() };
-    const data = batch.length === 1 ? last.line : Buffer.concat(batch.map((p) => p.line));
+    // One buffer per batch, not one per record.
+    const data = Buffer.from(batch.map((p) => p.text).join('\n') + '\n', 'utf8');
     try {
+      if (data.length !== last.end - this.#durable.offset) throw new Error(`batch of ${data.length} bytes does not end at ${last.end}`);
       await writeFully(this.#io, this.#fd, data, this.#durable.offset);
       if (this.durability === 'fsync') {
         await this.#io.fdatasync(this.#fd);
@@ -599,7 +613,8 @@ async function fsyncFile(path: string): Promise<void> {
 /** Create a log holding only its genesis record, atomically: the file either does not exist or is whole. */
 async function createLog(paths: AuditPaths, io: AuditIo, now: () => Date): Promise<void> {
   const origin = `authority-audit/${randomBytes(16).toString('hex')}`;
-  const { line } = buildRecord({ kind: GENESIS_KIND, reason: 'audit log created' }, 0, now().toISOString(), GENESIS_PREV, origin);
+  const { text } = buildRecord({ kind: GENESIS_KIND, reason: 'audit log created' }, 0, now().toISOString(), GENESIS_PREV, origin);
+  const line = Buffer.from(text + '\n', 'utf8');
   const tmp = `${paths.logFile}.creating`;
   const fd = await io.open(tmp, 'w', 0o600);
   try {

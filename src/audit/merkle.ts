@@ -18,8 +18,8 @@ const NODE_PREFIX = Buffer.from([0x01]);
 /** The root of the empty tree: SHA-256 of the empty string. */
 export const EMPTY_ROOT: Buffer = createHash('sha256').digest();
 
-/** SHA-256(0x00 || data). */
-export function leafHash(data: Uint8Array): Buffer {
+/** SHA-256(0x00 || data); a string is hashed as its UTF-8 bytes. */
+export function leafHash(data: Uint8Array | string): Buffer {
   return createHash('sha256').update(LEAF_PREFIX).update(data).digest();
 }
 

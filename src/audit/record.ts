@@ -214,8 +214,10 @@ export function entryFields(entry: AuditEntry): Record<string, unknown> {
 }
 
 export interface BuiltRecord {
-  /** The line, newline included: what goes to disk; without the newline it is the Merkle leaf's data. */
-  line: Buffer;
+  /** The line without its newline: the Merkle leaf's data (as UTF-8). */
+  text: string;
+  /** UTF-8 bytes of the line on disk, newline included. */
+  bytes: number;
   hash: string;
 }
 
@@ -269,10 +271,10 @@ export function buildRecord(fields: Record<string, unknown>, seq: number, time: 
     if (v !== undefined) after += (after.length === 0 ? '' : ',') + member(key, v);
   }
   const hash = sha256Hex(`{${before}${before.length === 0 ? '' : ','}${after}}`);
-  const text = `{${before}${before.length === 0 ? '' : ','}"hash":"${hash}",${after}}\n`;
-  const line = Buffer.from(text, 'utf8');
-  if (line.length > MAX_LINE_BYTES) throw invalid('(entry)', `makes a record of ${line.length} bytes, over the ${MAX_LINE_BYTES} limit`);
-  return { line, hash };
+  const text = `{${before}${before.length === 0 ? '' : ','}"hash":"${hash}",${after}}`;
+  const bytes = Buffer.byteLength(text, 'utf8') + 1;
+  if (bytes > MAX_LINE_BYTES) throw invalid('(entry)', `makes a record of ${bytes} bytes, over the ${MAX_LINE_BYTES} limit`);
+  return { text, bytes, hash };
 }
 
 /** What can be wrong with one line on its own. */
