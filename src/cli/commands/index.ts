@@ -1,4 +1,5 @@
 import type { Command } from '../types.ts';
+import { auditCommand } from './audit.ts';
 import { buildCommand } from './build.ts';
 import { capCommand } from './cap.ts';
 import { keysCommand } from './keys.ts';
@@ -10,4 +11,5 @@ export const commands: readonly Command[] = [
   keysCommand,
   capCommand,
   policyCommand,
+  auditCommand,
 ];
