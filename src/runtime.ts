@@ -332,12 +332,12 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
 
   /** Revoke a token (and every token derived from it) from the next host call on. */
   revokeToken(tokenId: string, reason?: string): void {
-    this.revocations.revokeToken(tokenId, reason);
+    this.revocations.revokeToken(tokenId, { reason });
   }
 
   /** Revoke a run: its next host call, and any new invocation in it, is refused. */
   revokeRun(runId: string, reason?: string): void {
-    this.revocations.revokeRun(runId, reason);
+    this.revocations.revokeRun(runId, { reason });
   }
 
   #validator(tool: ToolInfo): ValidateFunction {
@@ -591,8 +591,8 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
   const secrets = opts.secrets instanceof SecretStore ? opts.secrets : SecretStore.load({ file: dataPaths(dataDir).secrets, fileOptional: true, ...(opts.secrets ?? {}) });
   const paths = dataPaths(dataDir);
   const audit = await AuditLog.open({
-    dataDir,
-    dir: opts.audit?.dir ?? paths.auditDir,
+    dir: dataDir,
+    auditDir: opts.audit?.dir ?? paths.auditDir,
     checkpointDir: opts.audit?.checkpointDir ?? paths.checkpointDir,
     durability: opts.audit?.durability ?? 'fsync',
   });

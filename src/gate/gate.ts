@@ -116,7 +116,9 @@ function requestFacts(call: CanonicalCall): { hash: string; detail: AuditDetail 
 /** Detail for a call that did not decode: the op and a short, safe view of what was asked. */
 function rawFacts(call: HostCall): { hash: string; detail: AuditDetail } {
   const c = call as unknown as Record<string, unknown>;
-  const shown = typeof c['path'] === 'string' ? { path: String(c['path']).slice(0, 512) } : typeof c['url'] === 'string' ? { url: String(c['url']).slice(0, 512) } : {};
+  const shown: Record<string, string> = {};
+  if (typeof c['path'] === 'string') shown['path'] = c['path'].slice(0, 512);
+  else if (typeof c['url'] === 'string') shown['url'] = c['url'].slice(0, 512);
   let hash: string;
   try {
     hash = hashRequest({ op: String(c['op']), ...shown });

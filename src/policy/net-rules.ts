@@ -254,6 +254,7 @@ export function parseSecretHost(text: string): SecretHost | string {
     return typeof o === 'string' ? o : { ...o, text };
   }
   if (/[/?#@]/.test(text) && !text.startsWith('[')) return 'a secret host is a host name (https, any port) or scheme://host[:port]';
+  if (/^[^:[\]]+:\d+$/.test(text)) return `a bare host means https on any port; to name a port, write the scheme too, e.g. http://${text}`;
   const host = parseHostPattern(text);
   if (typeof host === 'string') return host;
   return { text, scheme: 'https', host, portLow: 1, portHigh: 65535 };
