@@ -27,6 +27,8 @@ export function dataPaths(dataDir: string) {
   return {
     root: dataDir,
     keyring: resolve(dataDir, 'keys.json'),
+    /** The policy `authority run` and `authority mcp` use when no --policy is given. */
+    policy: resolve(dataDir, 'policy.json'),
     revocations: resolve(dataDir, 'revocations.jsonl'),
     secrets: resolve(dataDir, 'secrets.json'),
     auditDir: resolve(dataDir, 'audit'),

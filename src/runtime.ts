@@ -33,7 +33,7 @@ import {
 } from './capability/index.ts';
 import { dataPaths, ensurePrivateDir, resolveDataDir } from './data-dir.ts';
 import { AuthorityError, ErrorCode } from './errors.ts';
-import { Gate, type RunContext } from './gate/index.ts';
+import { Gate, type Denial, type RunContext } from './gate/index.ts';
 import type { Decision, HostCall, HostReply } from './gate/types.ts';
 import { HostFs, HttpClient, SecretStore, type SecretStoreOptions } from './host/index.ts';
 import { Limiter, MemoryLimitStore, type LimitStore, type Reservation } from './limits/index.ts';
@@ -41,6 +41,8 @@ import { Policy, loadPolicy, loadPolicyFile } from './policy/index.ts';
 import { DEFAULT_LIMITS, Registry, toInfo, type RegisterOptions, type ToolInfo, type ToolLimits } from './registry/index.ts';
 import { WorkerPool, type PoolOptions, type RunOutcome } from './sandbox/index.ts';
 
+/** The name of the policy in force when none was given: it denies everything. */
+export const DEFAULT_POLICY_NAME = 'default-deny';
 const RUN_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const DEFAULT_MAX_GRANTS = 64;
 /** Time a describe() may take at registration. */
@@ -67,6 +69,8 @@ export interface RuntimeOptions {
     durability?: AuditDurability;
   };
   pool?: PoolOptions;
+  /** Where transpiled tools are cached, by digest. Default `<dataDir>/cache`. */
+  cacheDir?: string;
   /** Default limits of every tool (each registration may override them). */
   limits?: Partial<ToolLimits>;
   /** Where rate limits and budgets are counted. Default: in memory. */
@@ -99,6 +103,8 @@ export interface InvokeResult {
   /** Sequence numbers of this invocation's first and last audit records. */
   audit: { start: number; end: number };
   stats: InvokeStats;
+  /** Host calls the gate refused during the run (the first 16). */
+  denials: Denial[];
 }
 
 export interface InvokeStats {
@@ -132,7 +138,7 @@ function defaultLogger(): Logger {
 }
 
 async function resolvePolicy(p: RuntimeOptions['policy']): Promise<Policy> {
-  if (p === undefined) return loadPolicy({ version: '1.0' }, { source: 'default (deny everything)' }).policy;
+  if (p === undefined) return loadPolicy({ version: '1.0', name: DEFAULT_POLICY_NAME }, { source: 'default (deny everything)' }).policy;
   if (p instanceof Policy) return p;
   if (typeof p === 'string') return (await loadPolicyFile(p)).policy;
   return loadPolicy(p, { source: 'runtime options' }).policy;
@@ -227,7 +233,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
       logger: parts.logger,
     });
     this.#registry = new Registry({
-      cacheDir: dataPaths(parts.dataDir).cacheDir,
+      cacheDir: parts.opts.cacheDir ?? dataPaths(parts.dataDir).cacheDir,
       describe: (compiled, limits) => this.#describe(compiled, limits),
     });
     this.#registry.on('changed', (change) => this.emit('tools-changed', change));
@@ -355,7 +361,10 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
 
   async #admit(tool: ToolInfo, runId: string, grants: GrantSet, input: unknown): Promise<(Decision & { tokenId?: string | undefined; reservation?: Reservation | undefined })> {
     const policy = this.#policy.decide({ op: 'tool.invoke', name: tool.name });
-    if (!policy.allow) return policy;
+    if (!policy.allow) {
+      if (this.#policy.name === DEFAULT_POLICY_NAME) return { ...policy, reason: `${policy.reason}; no policy was given, so everything is denied (pass one: RuntimeOptions.policy, --policy FILE, or <data-dir>/policy.json)` };
+      return policy;
+    }
     let tokenId: string | undefined;
     if (this.#opts.requireToolGrant === true) {
       const cap = checkCapability(grants, { kind: 'tool', resource: tool.name, method: 'invoke' }, { runId, revocations: this.revocations });
@@ -434,6 +443,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
       signal: controller.signal,
       log,
       stats: { calls: 0, allowed: 0, denied: 0, failed: 0, redactions: 0 },
+      denials: [],
     };
     let startReceipt: AuditReceipt;
     let outcome: RunOutcome;
@@ -534,9 +544,10 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     const audit = { start: startReceipt.seq, end: endReceipt.seq };
     if (error !== undefined) {
       log.info({ code: error.code }, 'invocation failed');
-      throw new AuthorityError(error.code, error.message, { data: { ...error.data, tool: name, runId, audit }, cause: error.cause });
+      const denials = ctx.denials.length > 0 ? { denials: ctx.denials } : {};
+      throw new AuthorityError(error.code, error.message, { data: { ...error.data, tool: name, runId, audit, ...denials }, cause: error.cause });
     }
-    return { ok: true, tool: name, runId, output: output as string, audit, stats };
+    return { ok: true, tool: name, runId, output: output as string, audit, stats, denials: ctx.denials };
   }
 
   /**

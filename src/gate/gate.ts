@@ -53,7 +53,18 @@ export interface RunContext {
   readonly log: Logger;
   /** Counters for the run's end record. */
   stats: { calls: number; allowed: number; denied: number; failed: number; redactions: number };
+  /** The first denials of the run (at most 16), so callers see the gate's own codes. */
+  denials: Denial[];
 }
+
+/** A host call the gate refused, as the caller of the invocation sees it. */
+export interface Denial {
+  op: string;
+  code: ErrorCode;
+  reason: string;
+}
+
+const MAX_DENIALS = 16;
 
 type Denied = { allow: false; code: ErrorCode; reason: string; rule?: string | undefined; retryAfterMs?: number | undefined; tokenId?: string | undefined };
 
@@ -232,6 +243,7 @@ export class Gate {
 
   async #deny(ctx: RunContext, op: string, facts: { hash: string; detail: AuditDetail }, d: Denied): Promise<HostReply> {
     ctx.stats.denied++;
+    if (ctx.denials.length < MAX_DENIALS) ctx.denials.push({ op, code: d.code, reason: d.reason });
     await this.#audit(ctx, {
       kind: 'call.denied',
       op,

@@ -2,6 +2,6 @@
  * The gate: the only function that answers a guest's host call.
  * @module
  */
-export { Gate, denialToGuest, type AuditSink, type GateDeps, type RunContext } from './gate.ts';
+export { Gate, denialToGuest, type AuditSink, type Denial, type GateDeps, type RunContext } from './gate.ts';
 export { decode, placeholdersIn, type CanonicalCall } from './decode.ts';
 export { HOST_OPS, allow, deny, type CapabilityKind, type Decision, type GuestError, type Header, type HostCall, type HostOp, type HostReply } from './types.ts';

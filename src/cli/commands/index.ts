@@ -4,9 +4,13 @@ import { buildCommand } from './build.ts';
 import { capCommand } from './cap.ts';
 import { keysCommand } from './keys.ts';
 import { policyCommand } from './policy.ts';
+import { runCommand } from './run.ts';
+import { toolsCommand } from './tools.ts';
 
 /** Every `authority` command, in the order `authority --help` lists them. */
 export const commands: readonly Command[] = [
+  runCommand,
+  toolsCommand,
   buildCommand,
   keysCommand,
   capCommand,

@@ -1,0 +1,91 @@
+/**
+ * The options every command that runs tools shares (`run`, `tools`, `mcp`),
+ * and how they become a runtime.
+ */
+import { existsSync, readdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import pino from 'pino';
+import { dataPaths, resolveDataDir } from '../data-dir.ts';
+import { AuthorityError, ErrorCode } from '../errors.ts';
+import { SecretStore } from '../host/index.ts';
+import { createRuntime, type Runtime } from '../runtime.ts';
+import type { CliIO } from './types.ts';
+
+export const RUNTIME_FLAGS = {
+  'data-dir': { type: 'string' },
+  policy: { type: 'string' },
+  tools: { type: 'string', multiple: true },
+  'secret-env': { type: 'string', multiple: true },
+  'log-level': { type: 'string' },
+  json: { type: 'boolean', default: false },
+} as const;
+
+export const RUNTIME_FLAGS_HELP = `  --data-dir DIR       state folder (default $AUTHORITY_DATA_DIR or ./.authority)
+  --policy FILE        deployment policy (default <data-dir>/policy.json; none: deny everything)
+  --tools DIR          folder of tool components (*.wasm); repeatable (default <data-dir>/tools)
+  --secret-env N=VAR   secret N from environment variable VAR; repeatable
+  --log-level LEVEL    pino level on stderr (default warn)
+  --json               print exactly one JSON document on stdout`;
+
+export interface RuntimeFlags {
+  'data-dir'?: string | undefined;
+  policy?: string | undefined;
+  tools?: string[] | undefined;
+  'secret-env'?: string[] | undefined;
+  'log-level'?: string | undefined;
+}
+
+function secretEnv(pairs: readonly string[]): Record<string, { env: string }> {
+  const out: Record<string, { env: string }> = {};
+  for (const pair of pairs) {
+    const m = /^([A-Za-z0-9_.-]+)=([A-Za-z_][A-Za-z0-9_]*)$/.exec(pair);
+    if (m === null) throw new AuthorityError(ErrorCode.USAGE, `--secret-env takes NAME=ENV_VAR, got ${JSON.stringify(pair)}`);
+    out[m[1] as string] = { env: m[2] as string };
+  }
+  return out;
+}
+
+/** Open a runtime as the CLI flags describe it. */
+export async function openRuntime(flags: RuntimeFlags, io: CliIO, extra: { requireToolGrant?: boolean } = {}): Promise<Runtime> {
+  const dataDir = resolveDataDir(flags['data-dir'], io.env, io.cwd);
+  const defaultPolicy = dataPaths(dataDir).policy;
+  const policy = flags.policy !== undefined ? resolve(io.cwd, flags.policy) : existsSync(defaultPolicy) ? defaultPolicy : undefined;
+  const logger = pino({ level: flags['log-level'] ?? io.env['AUTHORITY_LOG_LEVEL'] ?? 'warn', name: 'authority', redact: ['grants', '*.grants', 'token', '*.token'] }, pino.destination(2));
+  return createRuntime({
+    dataDir,
+    policy,
+    logger,
+    secrets: SecretStore.load({ file: dataPaths(dataDir).secrets, fileOptional: true, env: secretEnv(flags['secret-env'] ?? []), environment: io.env }),
+    requireToolGrant: extra.requireToolGrant,
+  });
+}
+
+/** The folders `--tools` names, or the data folder's tools/. */
+export function toolDirs(flags: RuntimeFlags, io: CliIO): string[] {
+  if (flags.tools !== undefined && flags.tools.length > 0) return flags.tools.map((d) => resolve(io.cwd, d));
+  return [dataPaths(resolveDataDir(flags['data-dir'], io.env, io.cwd)).toolsDir];
+}
+
+/** Every component file in the tool folders. */
+export function componentFiles(dirs: readonly string[]): string[] {
+  const files: string[] = [];
+  for (const dir of dirs) {
+    if (!existsSync(dir)) continue;
+    for (const f of readdirSync(dir).sort()) if (f.endsWith('.wasm')) files.push(join(dir, f));
+  }
+  return files;
+}
+
+/** A tool argument: a path to a component, or the name of one in the tool folders. */
+export function resolveToolArg(arg: string, flags: RuntimeFlags, io: CliIO): string {
+  const asPath = resolve(io.cwd, arg);
+  if (arg.endsWith('.wasm') || arg.includes('/')) {
+    if (!existsSync(asPath)) throw new AuthorityError(ErrorCode.TOOL_NOT_FOUND, `no component at ${asPath}`);
+    return asPath;
+  }
+  for (const dir of toolDirs(flags, io)) {
+    const candidate = join(dir, `${arg}.wasm`);
+    if (existsSync(candidate)) return candidate;
+  }
+  throw new AuthorityError(ErrorCode.TOOL_NOT_FOUND, `no tool named ${arg}: pass a .wasm path, or put ${arg}.wasm in ${toolDirs(flags, io).join(' or ')} (--tools DIR)`);
+}

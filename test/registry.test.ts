@@ -1,0 +1,108 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse } from '@bytecodealliance/jco';
+import { AuthorityError, ErrorCode } from '../src/errors.ts';
+import { capCoreMemories, checkImports, componentImports } from '../src/registry/index.ts';
+import { exampleTools, FIXTURES, watFixture } from './helpers/fixtures.ts';
+import { testRuntime } from './helpers/runtime.ts';
+
+let rt: Awaited<ReturnType<typeof testRuntime>>;
+let tools: Record<string, string>;
+
+before(async () => {
+  tools = await exampleTools(['echo', 'word-count', 'read-file', 'fetch-url']);
+  rt = await testRuntime();
+});
+after(async () => rt.cleanup());
+
+test('refuses a component that imports a WASI interface, naming the import', async () => {
+  const sneaky = await watFixture('wasi-import', { witDir: join(FIXTURES, 'wasi-import'), world: 'sneaky' });
+  await assert.rejects(rt.register(sneaky), (e: unknown) => {
+    assert.ok(e instanceof AuthorityError);
+    assert.equal(e.code, ErrorCode.COMPONENT_IMPORT);
+    assert.equal(e.data?.['import'], 'wasi:cli/environment@0.2.3');
+    assert.match(e.message, /wasi:cli\/environment@0\.2\.3/);
+    return true;
+  });
+  assert.equal(rt.tool('sneaky'), undefined);
+});
+
+test('lists the top-level imports of a component from its binary', async () => {
+  const sneaky = readFileSync(await watFixture('wasi-import', { witDir: join(FIXTURES, 'wasi-import'), world: 'sneaky' }));
+  assert.deepEqual(
+    componentImports(sneaky).map((i) => [i.name, i.kind]),
+    [['wasi:cli/environment@0.2.3', 'instance']],
+  );
+  const readFile = componentImports(readFileSync(tools['read-file'] as string));
+  assert.ok(readFile.some((i) => i.name === 'authority:sandbox/fs@0.1.0' && i.kind === 'instance'));
+  assert.deepEqual(checkImports(readFile), ['fs']);
+});
+
+test('refuses imports outside the allowed set whatever their kind', () => {
+  const cases = [
+    { name: 'authority:sandbox/fs@0.2.0', kind: 'instance' as const },
+    { name: 'authority:sandbox/shell@0.1.0', kind: 'instance' as const },
+    { name: 'authority:sandboxx/fs@0.1.0', kind: 'instance' as const },
+    { name: 'get-env', kind: 'func' as const },
+    { name: 'inner', kind: 'component' as const },
+    { name: 'handle', kind: 'type' as const, bound: 'resource' as const },
+  ];
+  for (const c of cases) {
+    assert.throws(
+      () => checkImports([c]),
+      (e: unknown) => e instanceof AuthorityError && e.code === ErrorCode.COMPONENT_IMPORT && e.data?.['import'] === c.name,
+      c.name,
+    );
+  }
+  assert.deepEqual(checkImports([{ name: 'authority:sandbox/types@0.1.0', kind: 'instance' }, { name: 'description', kind: 'type', bound: 'eq' }]), []);
+});
+
+test('refuses a core module and random bytes with a clear error', async () => {
+  const core = await parse('(module (func (export "run")))');
+  await assert.rejects(rt.register(core), (e: unknown) => e instanceof AuthorityError && e.code === ErrorCode.COMPONENT_INVALID && /core WebAssembly module/.test(e.message));
+  await assert.rejects(rt.register(new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8, 9])), (e: unknown) => e instanceof AuthorityError && e.code === ErrorCode.COMPONENT_INVALID);
+  const truncated = readFileSync(tools['echo'] as string).subarray(0, 100);
+  await assert.rejects(rt.register(truncated), (e: unknown) => e instanceof AuthorityError && e.code === ErrorCode.COMPONENT_INVALID);
+});
+
+test('registers a tool with its digest, self-description and imports', async () => {
+  const bytes = readFileSync(tools['word-count'] as string);
+  const t = await rt.register(tools['word-count'] as string);
+  assert.equal(t.name, 'word-count');
+  assert.equal(t.digest, createHash('sha256').update(bytes).digest('hex'));
+  assert.deepEqual(t.imports, []);
+  assert.equal(t.inputSchema['type'], 'object');
+  assert.match(t.description, /words/);
+  const f = await rt.register(tools['fetch-url'] as string);
+  assert.deepEqual(f.imports, ['http']);
+  assert.deepEqual(
+    rt.tools().map((x) => x.name),
+    ['fetch-url', 'word-count'],
+  );
+});
+
+test('emits tools-changed when a tool is added or removed', async () => {
+  const changes: unknown[] = [];
+  rt.on('tools-changed', (c) => changes.push(c));
+  await rt.register(tools['echo'] as string);
+  assert.equal(rt.unregister('echo'), true);
+  assert.equal(rt.unregister('echo'), false);
+  assert.deepEqual(changes, [{ added: 'echo' }, { removed: 'echo' }]);
+});
+
+test('caps the maximum of every memory a core module defines', async () => {
+  const unbounded = await parse('(module (memory 2) (export "m" (memory 0)))');
+  const bounded = await parse('(module (memory 1 1000))');
+  const a = capCoreMemories(unbounded, 64);
+  assert.deepEqual(a.memories, [{ min: 2, max: 64 }]);
+  const m = new WebAssembly.Instance(new WebAssembly.Module(a.bytes as Uint8Array<ArrayBuffer>)).exports['m'] as WebAssembly.Memory;
+  assert.equal(m.grow(62), 2);
+  assert.throws(() => m.grow(1), RangeError);
+  assert.deepEqual(capCoreMemories(bounded, 64).memories, [{ min: 1, max: 64 }]);
+  assert.deepEqual(capCoreMemories(bounded, 5000).memories, [{ min: 1, max: 1000 }]);
+  const big = await parse('(module (memory 100))');
+  assert.throws(() => capCoreMemories(big, 64), (e: unknown) => e instanceof AuthorityError && e.code === ErrorCode.COMPONENT_INVALID);
+});
