@@ -365,7 +365,6 @@ export class AuditLog {
     const seq = this.#nextSeq;
     this.#nextSeq += 1;
     this.#prevHash = hash;
-    this.#tree.append(leafHash(text));
     this.#assignedEnd += built.bytes;
     const end = this.#assignedEnd;
     return new Promise<AuditReceipt>((resolve, reject) => {
@@ -470,12 +469,18 @@ export class AuditLog {
     const batch = this.#queue;
     this.#queue = [];
     const last = batch[batch.length - 1] as Pending;
-    // Everything accepted so far is in this batch, so the assigned tree is the tree at its end.
-    const after: TreeState = { size: last.seq + 1, offset: last.end, last: last.hash, nodes: this.#tree.nodes() };
-    // One buffer per batch, not one per record.
-    const data = Buffer.from(batch.map((p) => p.text).join('\n') + '\n', 'utf8');
+    let after: TreeState;
     try {
-      if (data.length !== last.end - this.#durable.offset) throw new Error(`batch of ${data.length} bytes does not end at ${last.end}`);
+      // One buffer per batch, not one per record; the Merkle leaves are hashed from it.
+      const base = this.#durable.offset;
+      const data = Buffer.from(batch.map((p) => p.text).join('\n') + '\n', 'utf8');
+      if (data.length !== last.end - base) throw new Error(`batch of ${data.length} bytes does not end at ${last.end}`);
+      let start = 0;
+      for (const p of batch) {
+        this.#tree.append(leafHash(data.subarray(start, p.end - base - 1)));
+        start = p.end - base;
+      }
+      after = { size: last.seq + 1, offset: last.end, last: last.hash, nodes: this.#tree.nodes() };
       await writeFully(this.#io, this.#fd, data, this.#durable.offset);
       if (this.durability === 'fsync') {
         await this.#io.fdatasync(this.#fd);
@@ -690,7 +695,8 @@ async function readState(paths: AuditPaths, signer: AuditSigner, origin: string)
  */
 async function resumeFrom(paths: AuditPaths, saved: SavedState, latest: Checkpoint, origin: string): Promise<ChainCursor | null> {
   const cp = saved.checkpoint;
-  if (cp.size > latest.size) return null;
+  // Past the latest, or at its size with another root: not the history the checkpoints hold.
+  if (cp.size > latest.size || (cp.size === latest.size && (cp.root !== latest.root || cp.offset !== latest.offset))) return null;
   for await (const { bytes, offset } of readLinesBackward(paths.logFile, cp.offset)) {
     const r = parseRecordLine(bytes);
     if (!r.ok || r.record.seq !== cp.size - 1 || r.record.hash !== cp.last || offset + bytes.length + 1 !== cp.offset) return null;
