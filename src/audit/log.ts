@@ -112,6 +112,8 @@ interface TreeState {
 }
 
 const STATE_EVERY_MS = 60_000;
+/** More unacknowledged bytes than any crash leaves behind (a batch is at most callers x 16 KiB): open refuses to cut that much. */
+const MAX_TORN_BYTES = 64 * 1024 * 1024;
 
 /**
  * The audit log. One writer per log (a lock file keeps it so).
@@ -303,6 +305,13 @@ export class AuditLog {
         );
       }
       const tornBytes = logSize - cursor.offset;
+      if (tornBytes > MAX_TORN_BYTES) {
+        throw new AuthorityError(
+          ErrorCode.AUDIT_TAMPERED,
+          `the audit log has ${tornBytes} bytes after its last valid record (seq ${cursor.seq - 1}): far more than a crash leaves. Run \`authority audit verify\``,
+          { data: { logFile: paths.logFile, offset: cursor.offset, tornBytes } },
+        );
+      }
       if (tornBytes > 0) await quarantineTail(paths, cursor.offset, logSize);
 
       fd = await io.open(paths.logFile, 'r+');
