@@ -119,7 +119,7 @@ test(`a writer killed ${ROUNDS} times under load loses no acknowledged record an
   let cutsSimulated = 0;
   for (let round = 0; round < ROUNDS; round++) {
     const early = round % 5 === 4; // sometimes kill during open and recovery
-    const r = await runAndKill(child, dir, early ? Math.floor(rand() * 150) : Math.floor(rand() * 200), early);
+    const r = await runAndKill(child, dir, early ? Math.floor(rand() * 150) : Math.floor(rand() * 120), early);
     for (const s of r.acked) everAcked.add(s);
     const where = `round ${round} (seed ${seed})`;
     if (!fs.existsSync(logFile(dir))) {

@@ -126,23 +126,6 @@ export function canonicalJsonWithout(obj: Record<string, unknown>, omit: string)
 }
 
 /**
- * The canonical JSON of `obj`, and a function giving that of `obj` plus one
- * more string member `key`, encoding each member of `obj` once: for building a
- * record whose hash covers all its other members.
- */
-export function canonicalJsonPlus(obj: Record<string, unknown>, key: string): { without: string; plus: (value: string) => string } {
-  const m = members(obj, '$', 0);
-  const at = m.findIndex(([k]) => k > key);
-  return {
-    without: joinMembers(m),
-    plus: (value) => {
-      const extra: Member = [key, `${JSON.stringify(key)}:${JSON.stringify(value)}`];
-      return joinMembers(at === -1 ? [...m, extra] : [...m.slice(0, at), extra, ...m.slice(at)]);
-    },
-  };
-}
-
-/**
  * SHA-256 (hex) of the canonical JSON of `value`: how callers hash a request or
  * a response before handing it to the audit log, which never stores either.
  *

@@ -53,7 +53,12 @@ function pidAlive(pid: number): boolean {
 
 /** Whether the lock at `path` is held by a live process on this host (readers use this to tell a write in progress from a torn tail). */
 export function lockHeldByLiveWriter(path: string): boolean {
-  const current = readLock(path);
+  let current: ReturnType<typeof readLock>;
+  try {
+    current = readLock(path);
+  } catch {
+    return false; // unreadable (another user's lock): assume no write in flight, the stricter reading
+  }
   if (current === null || current.info === null) return false;
   return current.info.host !== hostname() || pidAlive(current.info.pid);
 }

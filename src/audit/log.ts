@@ -10,19 +10,30 @@
  * @module
  */
 import fs from 'node:fs';
-import { randomBytes, type KeyObject } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import { basename, join } from 'node:path';
 import { ensurePrivateDir } from '../data-dir.ts';
 import { AuthorityError, ErrorCode } from '../errors.ts';
 import { sha256Hex } from './canonical-json.ts';
 import { ChainCursor } from './chain.ts';
-import { checkpointLine, parseCheckpointLine, readLatestCheckpoint, signCheckpoint, type Checkpoint } from './checkpoint.ts';
+import { checkpointLine, readLatestCheckpoint, signCheckpoint, type Checkpoint } from './checkpoint.ts';
 import { nodeAuditIo, syncDir, writeFully, type AuditIo } from './io.ts';
-import { readLines, readLinesBackward } from './lines.ts';
+import { readLines } from './lines.ts';
 import { acquireLock, type LogLock } from './lock.ts';
-import { CompactRange, leafHash, rootFromFrontier } from './merkle.ts';
-import { auditPaths, checkpointFileFor, CHECKPOINT_FILE_SUFFIX, type AuditLocation, type AuditPaths } from './paths.ts';
-import { buildRecord, entryFields, GENESIS_KIND, GENESIS_PREV, OPEN_KIND, parseRecordLine, type AuditEntry, type BuiltRecord } from './record.ts';
+import { leafHash, rootFromFrontier, type CompactRange } from './merkle.ts';
+import { auditPaths, checkpointFileFor, type AuditLocation, type AuditPaths } from './paths.ts';
+import { buildRecord, entryFields, OPEN_KIND, type AuditEntry, type BuiltRecord } from './record.ts';
+import {
+  checkAgainst,
+  checkpointFiles,
+  createLog,
+  fsyncFile,
+  pendingRepairs,
+  quarantineTail,
+  readOrigin,
+  readState,
+  resumeFrom,
+} from './recovery.ts';
 import { ensurePublicKeyFile, loadOrCreateSigningKey, signerFromKey, type AuditSigner } from './signing.ts';
 
 /**
@@ -101,6 +112,8 @@ interface TreeState {
 }
 
 const STATE_EVERY_MS = 60_000;
+/** More unacknowledged bytes than any crash leaves behind (a batch is at most callers x 16 KiB): open refuses to cut that much. */
+const MAX_TORN_BYTES = 64 * 1024 * 1024;
 
 /**
  * The audit log. One writer per log (a lock file keeps it so).
@@ -292,6 +305,13 @@ export class AuditLog {
         );
       }
       const tornBytes = logSize - cursor.offset;
+      if (tornBytes > MAX_TORN_BYTES) {
+        throw new AuthorityError(
+          ErrorCode.AUDIT_TAMPERED,
+          `the audit log has ${tornBytes} bytes after its last valid record (seq ${cursor.seq - 1}): far more than a crash leaves. Run \`authority audit verify\``,
+          { data: { logFile: paths.logFile, offset: cursor.offset, tornBytes } },
+        );
+      }
       if (tornBytes > 0) await quarantineTail(paths, cursor.offset, logSize);
 
       fd = await io.open(paths.logFile, 'r+');
@@ -365,7 +385,6 @@ export class AuditLog {
     const seq = this.#nextSeq;
     this.#nextSeq += 1;
     this.#prevHash = hash;
-    this.#tree.append(leafHash(text));
     this.#assignedEnd += built.bytes;
     const end = this.#assignedEnd;
     return new Promise<AuditReceipt>((resolve, reject) => {
@@ -470,12 +489,18 @@ export class AuditLog {
     const batch = this.#queue;
     this.#queue = [];
     const last = batch[batch.length - 1] as Pending;
-    // Everything accepted so far is in this batch, so the assigned tree is the tree at its end.
-    const after: TreeState = { size: last.seq + 1, offset: last.end, last: last.hash, nodes: this.#tree.nodes() };
-    // One buffer per batch, not one per record.
-    const data = Buffer.from(batch.map((p) => p.text).join('\n') + '\n', 'utf8');
+    let after: TreeState;
     try {
-      if (data.length !== last.end - this.#durable.offset) throw new Error(`batch of ${data.length} bytes does not end at ${last.end}`);
+      // One buffer per batch, not one per record; the Merkle leaves are hashed from it.
+      const base = this.#durable.offset;
+      const data = Buffer.from(batch.map((p) => p.text).join('\n') + '\n', 'utf8');
+      if (data.length !== last.end - base) throw new Error(`batch of ${data.length} bytes does not end at ${last.end}`);
+      let start = 0;
+      for (const p of batch) {
+        this.#tree.append(leafHash(data.subarray(start, p.end - base - 1)));
+        start = p.end - base;
+      }
+      after = { size: last.seq + 1, offset: last.end, last: last.hash, nodes: this.#tree.nodes() };
       await writeFully(this.#io, this.#fd, data, this.#durable.offset);
       if (this.durability === 'fsync') {
         await this.#io.fdatasync(this.#fd);
@@ -584,139 +609,5 @@ export class AuditLog {
       await fs.promises.rename(file, join(this.paths.auditDir, done));
     }
     await syncDir(this.paths.auditDir);
-  }
-}
-
-function checkpointFiles(dir: string): string[] {
-  return fs
-    .readdirSync(dir)
-    .filter((f) => f.endsWith(CHECKPOINT_FILE_SUFFIX))
-    .sort();
-}
-
-function pendingRepairs(dir: string): string[] {
-  return fs
-    .readdirSync(dir)
-    .filter((f) => /^torn-\d+-[0-9a-f]{16}\.pending$/.test(f))
-    .sort((a, b) => Number(/^torn-(\d+)/.exec(a)?.[1]) - Number(/^torn-(\d+)/.exec(b)?.[1]));
-}
-
-async function fsyncFile(path: string): Promise<void> {
-  const h = await fs.promises.open(path, 'r+');
-  try {
-    await h.sync();
-  } finally {
-    await h.close();
-  }
-}
-
-/** Create a log holding only its genesis record, atomically: the file either does not exist or is whole. */
-async function createLog(paths: AuditPaths, io: AuditIo, now: () => Date): Promise<void> {
-  const origin = `authority-audit/${randomBytes(16).toString('hex')}`;
-  const { text } = buildRecord({ kind: GENESIS_KIND, reason: 'audit log created' }, 0, now().toISOString(), GENESIS_PREV, origin);
-  const line = Buffer.from(text + '\n', 'utf8');
-  const tmp = `${paths.logFile}.creating`;
-  const fd = await io.open(tmp, 'w', 0o600);
-  try {
-    await writeFully(io, fd, line, 0);
-    await io.fdatasync(fd);
-  } finally {
-    await io.close(fd);
-  }
-  await fs.promises.rename(tmp, paths.logFile);
-  await syncDir(paths.auditDir);
-}
-
-async function readOrigin(logFile: string): Promise<string> {
-  for await (const line of readLines(logFile, 0, undefined, 64 * 1024)) {
-    const parsed = line.complete ? parseRecordLine(line.bytes) : null;
-    if (parsed?.ok === true && parsed.record.seq === 0 && parsed.record.kind === GENESIS_KIND && parsed.record.origin !== undefined) {
-      return parsed.record.origin;
-    }
-    break;
-  }
-  throw new AuthorityError(ErrorCode.AUDIT_TAMPERED, `${logFile} does not start with a valid genesis record; the log's origin is unknown`, { data: { logFile } });
-}
-
-function checkAgainst(cursor: ChainCursor, cp: Checkpoint, logFile: string): void {
-  const root = cursor.tree.root().toString('hex');
-  if (root !== cp.root || cursor.offset !== cp.offset || cursor.prev !== cp.last) {
-    throw new AuthorityError(
-      ErrorCode.AUDIT_TAMPERED,
-      `the first ${cp.size} records of the audit log do not match the checkpoint of ${cp.time} (records were changed or rewritten). ` +
-        'Run `authority audit verify` for details.',
-      { data: { logFile, checkpointSize: cp.size } },
-    );
-  }
-}
-
-interface SavedState {
-  checkpoint: Checkpoint;
-  tree: CompactRange;
-}
-
-/** The tree state saved at a clean close, if it is whole and signed by our key for this log. */
-async function readState(paths: AuditPaths, signer: AuditSigner, origin: string): Promise<SavedState | null> {
-  let doc: { v?: unknown; checkpoint?: unknown; nodes?: unknown };
-  try {
-    doc = JSON.parse(await fs.promises.readFile(paths.stateFile, 'utf8')) as typeof doc;
-  } catch {
-    return null;
-  }
-  if (doc.v !== 1 || !Array.isArray(doc.nodes) || typeof doc.checkpoint !== 'object' || doc.checkpoint === null) return null;
-  let line: Buffer;
-  try {
-    line = checkpointLine(doc.checkpoint as Checkpoint);
-  } catch {
-    return null;
-  }
-  const parsed = parseCheckpointLine(line.subarray(0, -1), signer.publicKey, signer.keyId);
-  if (!parsed.ok || parsed.checkpoint.origin !== origin) return null;
-  const cp = parsed.checkpoint;
-  let tree: CompactRange;
-  try {
-    tree = new CompactRange(cp.size, (doc.nodes as unknown[]).map((n) => Buffer.from(String(n), 'hex')));
-  } catch {
-    return null;
-  }
-  if (tree.root().toString('hex') !== cp.root) return null;
-  return { checkpoint: cp, tree };
-}
-
-/**
- * A cursor at the saved state, if its checkpoint is no newer than the latest
- * one and the log still ends a record where it says. Anything off means a full
- * rehash, never a failure: the scan that follows checks the latest checkpoint.
- */
-async function resumeFrom(paths: AuditPaths, saved: SavedState, latest: Checkpoint, origin: string): Promise<ChainCursor | null> {
-  const cp = saved.checkpoint;
-  if (cp.size > latest.size) return null;
-  for await (const { bytes, offset } of readLinesBackward(paths.logFile, cp.offset)) {
-    const r = parseRecordLine(bytes);
-    if (!r.ok || r.record.seq !== cp.size - 1 || r.record.hash !== cp.last || offset + bytes.length + 1 !== cp.offset) return null;
-    return new ChainCursor({ seq: cp.size, prev: cp.last, offset: cp.offset, tree: saved.tree.clone(), origin });
-  }
-  return null;
-}
-
-/**
- * Save the torn tail [from, to) beside the log and cut it. The copy is named
- * `.pending` until its `repair` record is durable, so an open that crashes in
- * between still records it next time.
- */
-async function quarantineTail(paths: AuditPaths, from: number, to: number): Promise<void> {
-  const handle = await fs.promises.open(paths.logFile, 'r+');
-  try {
-    const bytes = Buffer.alloc(to - from);
-    await handle.read(bytes, 0, bytes.length, from);
-    const name = `torn-${from}-${sha256Hex(bytes).slice(0, 16)}.pending`;
-    const file = join(paths.auditDir, name);
-    await fs.promises.writeFile(file, bytes, { mode: 0o600 });
-    await fsyncFile(file);
-    await syncDir(paths.auditDir);
-    await handle.truncate(from);
-    await handle.sync();
-  } finally {
-    await handle.close();
   }
 }
