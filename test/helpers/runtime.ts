@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
+import { readAuditRecords, type AuditRecord } from '../../src/audit/index.ts';
 import { createRuntime, type Runtime, type RuntimeOptions } from '../../src/runtime.ts';
 
 export const SHARED_CACHE = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'build', 'cache');
@@ -33,4 +34,11 @@ export async function testRuntime(opts: RuntimeOptions = {}): Promise<Runtime & 
       dir?.cleanup();
     },
   });
+}
+
+/** Every well-formed record of a data folder's audit log, optionally filtered. */
+export async function auditRecords(dataDir: string, keep: (r: AuditRecord) => boolean = () => true): Promise<AuditRecord[]> {
+  const out: AuditRecord[] = [];
+  for await (const { record } of readAuditRecords({ dir: dataDir })) if (record !== null && keep(record)) out.push(record);
+  return out;
 }

@@ -2,11 +2,12 @@
  * `authority cap issue|inspect|verify|attenuate|revoke`: capability tokens
  * from the command line, over the library in src/capability/.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { AuthorityError, ErrorCode, toAuthorityError } from '../../errors.ts';
-import { resolveDataDir } from '../../data-dir.ts';
+import { dataPaths, resolveDataDir } from '../../data-dir.ts';
 import {
+  KEYS_ENV,
   KINDS,
   Keyring,
   RevocationList,
@@ -149,8 +150,14 @@ function splitList(text: string): string[] {
     .filter((s) => s !== '');
 }
 
-function loadKeyring(values: Values, io: CliIO, dataDir: string): Keyring {
-  return Keyring.load({ file: values.keyring === undefined ? undefined : resolve(io.cwd, values.keyring), env: io.env, dataDir });
+function loadKeyring(values: Values, io: CliIO, dataDir: string, create = false): Keyring {
+  // Issuing on a fresh data folder makes its first key, as the runtime does; verifying never does.
+  const file = values.keyring === undefined ? undefined : resolve(io.cwd, values.keyring);
+  if (create && file === undefined && io.env[KEYS_ENV] === undefined && !existsSync(dataPaths(dataDir).keyring)) {
+    io.err(`authority: no keyring yet; created one in ${dataPaths(dataDir).keyring}\n`);
+    return Keyring.fromDataDir(dataDir, { create: true });
+  }
+  return Keyring.load({ file, env: io.env, dataDir });
 }
 
 function nowOf(values: Values): number {
@@ -164,7 +171,7 @@ function issue(values: Values, io: CliIO, dataDir: string, json: boolean): numbe
   const kind = values.kind as string;
   if (!(KINDS as readonly string[]).includes(kind)) throw usageError(`--kind: "${kind}" is not one of ${KINDS.join(', ')}`);
   const now = nowOf(values);
-  const keyring = loadKeyring(values, io, dataDir);
+  const keyring = loadKeyring(values, io, dataDir, true);
   const token = issueToken(keyring, {
     kind: kind as CapabilityKind,
     resource: values.resource as string,

@@ -1,4 +1,5 @@
-import { AuthorityError, ErrorCode, toAuthorityError } from '../../errors.ts';
+import type { AuthorityError} from '../../errors.ts';
+import { ErrorCode, toAuthorityError } from '../../errors.ts';
 import type { ToolInfo } from '../../registry/index.ts';
 import { emit, parse, usageError } from '../output.ts';
 import { componentFiles, openRuntime, resolveToolArg, RUNTIME_FLAGS, RUNTIME_FLAGS_HELP, toolDirs } from '../runtime-options.ts';
