@@ -35,7 +35,7 @@ import { dataPaths, ensurePrivateDir, resolveDataDir } from './data-dir.ts';
 import { AuthorityError, ErrorCode } from './errors.ts';
 import { Gate, type Denial, type RunContext } from './gate/index.ts';
 import type { Decision, HostCall, HostReply } from './gate/types.ts';
-import { HostFs, HttpClient, SecretStore, type SecretStoreOptions } from './host/index.ts';
+import { HostFs, HttpClient, SecretStore, type HttpClientOptions, type SecretStoreOptions } from './host/index.ts';
 import { Limiter, MemoryLimitStore, type LimitStore, type Reservation } from './limits/index.ts';
 import { Policy, loadPolicy, loadPolicyFile } from './policy/index.ts';
 import { DEFAULT_LIMITS, Registry, toInfo, type RegisterOptions, type ToolInfo, type ToolLimits } from './registry/index.ts';
@@ -73,6 +73,12 @@ export interface RuntimeOptions {
   cacheDir?: string;
   /** Default limits of every tool (each registration may override them). */
   limits?: Partial<ToolLimits>;
+  /**
+   * Options of the one HTTP client every http.fetch goes through. Tests use
+   * `lookup` (a resolver) and `connect` (a hook that sees every dial) to keep
+   * traffic on loopback whatever a tool asks for.
+   */
+  http?: HttpClientOptions;
   /** Where rate limits and budgets are counted. Default: in memory. */
   store?: LimitStore;
   /** Operational logs (never the audit log). Default: pino at level warn on stderr. */
@@ -221,7 +227,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     this.#store = parts.store;
     this.#limiter = new Limiter(parts.policy.limiterConfig(), parts.store);
     this.#pool = new WorkerPool(parts.opts.pool);
-    this.#http = new HttpClient();
+    this.#http = new HttpClient(parts.opts.http);
     this.#gate = new Gate({
       revocations: parts.revocations,
       policy: () => this.#policy,
