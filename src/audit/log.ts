@@ -38,12 +38,15 @@ import { ensurePublicKeyFile, loadOrCreateSigningKey, signerFromKey, type AuditS
 
 /**
  * `'fsync'` (default): an append resolves once fdatasync covered its record.
- * `'none'`: an append resolves once the record is written to the OS; a crash of
- * the machine (not just the process) can lose acknowledged records, and the log
+ * `'none'`: an append resolves at once, with its seq and hash; the record is
+ * written in order in the background and never fdatasync'd. A crash of the
+ * process can lose the last records, a crash of the machine more, and the log
  * can then end before its latest checkpoint, which the next open refuses.
  * Only for tests, benchmarks, tmpfs, or an operator who accepts that loss.
  */
 export type AuditDurability = 'fsync' | 'none';
+
+const NOOP = (): void => {};
 
 export interface AuditLogOptions extends AuditLocation {
   /** Ed25519 private key (KeyObject or PKCS#8 PEM). Default: `dataPaths(dir).auditSigningKey`, created 0600 if missing. */
@@ -387,6 +390,13 @@ export class AuditLog {
     this.#prevHash = hash;
     this.#assignedEnd += built.bytes;
     const end = this.#assignedEnd;
+    if (this.durability === 'none') {
+      // No durability promised: acknowledge now and write in order in the background.
+      // A write failure still stops the log, and every later append fails.
+      this.#queue.push({ text, seq, hash, end, resolve: NOOP, reject: NOOP });
+      this.#schedule();
+      return Promise.resolve({ seq, hash });
+    }
     return new Promise<AuditReceipt>((resolve, reject) => {
       this.#queue.push({ text, seq, hash, end, resolve, reject });
       this.#schedule();

@@ -3,7 +3,7 @@
  * the checks will look at. Nothing downstream ever sees a raw path or URL.
  */
 import { AuthorityError, ErrorCode } from '../errors.ts';
-import { canonicalisePath, canonicaliseUrl, resolvePath, type CanonicalUrl } from '../policy/index.ts';
+import { canonicalisePath, canonicaliseUrl, resolvePathSync, type CanonicalUrl } from '../policy/index.ts';
 import { HOST_OPS, type Header, type HostCall } from './types.ts';
 
 /** A host call after stage 1. */
@@ -68,7 +68,7 @@ function checkShape(call: HostCall): void {
  * itself); URLs are canonicalised (IDNA, IP literals, default ports). Throws
  * E_INVALID_ARGUMENT (or E_IO for a path that cannot be resolved).
  */
-export async function decode(call: HostCall): Promise<CanonicalCall> {
+export function decode(call: HostCall): CanonicalCall {
   checkShape(call);
   switch (call.op) {
     case 'http.fetch':
@@ -85,12 +85,12 @@ export async function decode(call: HostCall): Promise<CanonicalCall> {
       return { op: 'secrets.get', name: call.name, raw: call };
     case 'fs.write': {
       const path = canonicalisePath(call.path);
-      return { op: 'fs.write', path, real: await resolvePath(path, { followFinal: false }), data: call.data, raw: call };
+      return { op: 'fs.write', path, real: resolvePathSync(path, { followFinal: false }), data: call.data, raw: call };
     }
     default: {
       const path = canonicalisePath(call.path);
       const followFinal = call.op === 'fs.read' || call.op === 'fs.list';
-      return { op: call.op, path, real: await resolvePath(path, { followFinal }), raw: call };
+      return { op: call.op, path, real: resolvePathSync(path, { followFinal }), raw: call };
     }
   }
 }

@@ -168,7 +168,7 @@ export class Gate {
     // 1 decode
     let call: CanonicalCall;
     try {
-      call = await decode(raw);
+      call = decode(raw);
     } catch (e) {
       const err = e instanceof AuthorityError ? e : new AuthorityError(ErrorCode.INVALID_ARGUMENT, 'malformed host call', { cause: e });
       const code = err.code === ErrorCode.IO ? ErrorCode.IO : ErrorCode.INVALID_ARGUMENT;
@@ -215,7 +215,7 @@ export class Gate {
         ? policy.decide({ op: 'http.fetch', url: call.url.href, method: call.method })
         : call.op === 'secrets.get'
           ? policy.decide({ op: 'secrets.get', name: call.name })
-          : await policy.resolveAndDecide({ op: call.op, path: call.path });
+          : policy.decideResolved(call.op, call.path, call.real);
     if (!pd.allow) return { ...(pd as Decision & { allow: false }), tokenId: cap.tokenId };
     if (call.op === 'http.fetch') {
       for (const name of call.placeholders) {
@@ -223,9 +223,8 @@ export class Gate {
         if (!use.allow) return { ...(use as Decision & { allow: false }), tokenId: cap.tokenId };
       }
     }
-    if ((call.op !== 'http.fetch' && call.op !== 'secrets.get' && pd.target !== undefined && pd.target !== call.real) || (call.op !== 'http.fetch' && call.op !== 'secrets.get' && pd.root === undefined)) {
-      // The path moved under us between the two resolutions (a symlink swapped): refuse rather than guess.
-      return { allow: false, code: ErrorCode.POLICY_DENY, reason: `the path ${call.path} changed while it was being checked`, tokenId: cap.tokenId };
+    if (call.op !== 'http.fetch' && call.op !== 'secrets.get' && pd.root === undefined) {
+      return { allow: false, code: ErrorCode.INTERNAL, reason: 'the policy allowed a path without naming its root', tokenId: cap.tokenId };
     }
 
     // 4 rate, 5 budget

@@ -7,7 +7,7 @@
  * (no I/O); `resolvePath` then resolves symlinks on the real file system.
  * @module
  */
-import { lstat, readlink, realpath } from 'node:fs/promises';
+import { lstatSync, readlinkSync, realpathSync } from 'node:fs';
 import { AuthorityError, ErrorCode } from '../errors.ts';
 
 /** Longest path accepted, in UTF-8 bytes (Linux PATH_MAX). */
@@ -99,20 +99,29 @@ export interface ResolveOptions {
  * ```
  */
 export async function resolvePath(path: string, options: ResolveOptions): Promise<string> {
+  return resolvePathSync(path, options);
+}
+
+/**
+ * `resolvePath` without the promise. The gate uses this on every fs call:
+ * a few lstat/readlink system calls on a local disk cost microseconds, and a
+ * round trip through the libuv thread pool per path segment costs tens.
+ */
+export function resolvePathSync(path: string, options: ResolveOptions): string {
   const lexical = canonicalisePath(path);
   if (lexical === '/') return '/';
   const slash = lexical.lastIndexOf('/');
   const parent = slash === 0 ? '/' : lexical.slice(0, slash);
   const last = lexical.slice(slash + 1);
   if (options.followFinal) return walk(lexical);
-  const realParent = await walk(parent);
+  const realParent = walk(parent);
   return realParent === '/' ? '/' + last : `${realParent}/${last}`;
 }
 
-async function walk(lexical: string): Promise<string> {
+function walk(lexical: string): string {
   // Fast path: the whole path exists; the kernel resolves it in one call.
   try {
-    return canonicalisePath(await realpath(lexical));
+    return canonicalisePath(realpathSync.native(lexical));
   } catch (e) {
     if (!isMissing(e)) throw ioError(e, lexical);
   }
@@ -129,7 +138,7 @@ async function walk(lexical: string): Promise<string> {
     const here = '/' + [...done, seg].join('/');
     let isLink: boolean;
     try {
-      isLink = (await lstat(here)).isSymbolicLink();
+      isLink = lstatSync(here).isSymbolicLink();
     } catch (e) {
       if (!isMissing(e)) throw ioError(e, lexical);
       // The rest does not exist: it can only be created as written.
@@ -142,7 +151,7 @@ async function walk(lexical: string): Promise<string> {
     if (++hops > MAX_SYMLINK_HOPS) throw new AuthorityError(ErrorCode.IO, `too many symlinks resolving ${truncate(lexical)}`, { data: { path: lexical } });
     let target: string;
     try {
-      target = await readlink(here);
+      target = readlinkSync(here);
     } catch (e) {
       throw ioError(e, lexical);
     }

@@ -221,13 +221,26 @@ export class Policy {
       // A bad path is invalid; anything else (a loop, EACCES) is an I/O failure: both deny.
       return no(e instanceof AuthorityError ? e.code : ErrorCode.IO, e instanceof Error ? e.message : String(e));
     }
-    if (real !== lexical) {
-      const d = this.#c.fsDeny.match(new PathView(lexical));
-      if (d !== undefined) return this.#denyHit(d, lexical);
+    return this.decideResolved(op, lexical, real);
+  }
+
+  /**
+   * Decide an fs request whose symlinks the caller already resolved: `lexical`
+   * is the canonical path as written, `real` the path it reaches (as
+   * `resolvePathSync` returns it). Same rules as `resolveAndDecide`, no I/O.
+   */
+  decideResolved(op: FsOp, lexical: string, real: string): PolicyDecision {
+    try {
+      if (real !== lexical) {
+        const d = this.#c.fsDeny.match(new PathView(lexical));
+        if (d !== undefined) return this.#denyHit(d, lexical);
+      }
+      const decision = this.#decideFs(op, real);
+      if (real === lexical) return decision;
+      return { ...decision, reason: `${decision.reason} (the real path of ${lexical})` };
+    } catch (e) {
+      return invalid(e);
     }
-    const decision = this.#decideFs(op, real);
-    if (real === lexical) return decision;
-    return { ...decision, reason: `${decision.reason} (the real path of ${lexical})` };
   }
 
   /**
