@@ -450,6 +450,8 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
       log,
       stats: { calls: 0, allowed: 0, denied: 0, failed: 0, redactions: 0 },
       denials: [],
+      maxHostCalls: tool.limits.maxHostCalls,
+      stop: (err) => controller.abort(err),
     };
     let startReceipt: AuditReceipt;
     let outcome: RunOutcome;
@@ -462,6 +464,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
         input: inputText,
         timeoutMs,
         maxOutputBytes: tool.limits.maxOutputBytes,
+        signal: controller.signal,
         onHostCall: (call: HostCall) => {
           const p = this.#gate.handle(ctx, call);
           inFlight.add(p);
@@ -508,6 +511,11 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
       case 'halted':
         error = new AuthorityError(ErrorCode.HALTED, `the runtime was halted: ${end.message}`);
         break;
+      case 'aborted': {
+        const reason: unknown = controller.signal.reason;
+        error = reason instanceof AuthorityError ? reason : new AuthorityError(ErrorCode.HALTED, `the run was stopped: ${end.message}`);
+        break;
+      }
       case 'trap':
         error = new AuthorityError(ErrorCode.TOOL_TRAPPED, `the tool trapped: ${end.message}`);
         break;
@@ -566,7 +574,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     await this.audit.append({ kind: 'halt', decision: 'deny', code: ErrorCode.HALTED, reason: reason.slice(0, 1024), detail: this.#pool.load }).catch((e: unknown) => {
       this.logger.error({ err: e }, 'could not record the halt');
     });
-    for (const c of this.#running) c.abort();
+    for (const c of this.#running) c.abort(new AuthorityError(ErrorCode.HALTED, `the runtime was halted: ${reason}`));
     await this.#pool.close(reason);
     this.emit('halted', { reason });
   }

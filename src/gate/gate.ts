@@ -55,6 +55,10 @@ export interface RunContext {
   stats: { calls: number; allowed: number; denied: number; failed: number; redactions: number };
   /** The first denials of the run (at most 16), so callers see the gate's own codes. */
   denials: Denial[];
+  /** Host calls the run may make, allowed or denied, before it is stopped. */
+  readonly maxHostCalls: number;
+  /** Stop the run now (its worker is terminated); the invocation fails with this error. */
+  readonly stop: (error: AuthorityError) => void;
 }
 
 /** A host call the gate refused, as the caller of the invocation sees it. */
@@ -153,6 +157,7 @@ export class Gate {
   /** Answer one host call. Never throws, never rejects. */
   async handle(ctx: RunContext, call: HostCall): Promise<HostReply> {
     ctx.stats.calls++;
+    if (ctx.stats.calls > ctx.maxHostCalls) return this.#flood(ctx, call);
     try {
       return await this.#handle(ctx, call);
     } catch (e) {
@@ -162,6 +167,20 @@ export class Gate {
       ctx.log.error({ err, op: (call as { op?: unknown }).op }, 'host call failed inside the gate');
       return { tag: 'err', val: { tag: 'denied', val: { code: err.code, message: err.code === ErrorCode.AUDIT_WRITE ? 'the audit log is unavailable' : 'the host failed to decide this call' } } };
     }
+  }
+
+  /** A run past its host-call limit: one record, then the run is stopped (a flood must not fill the log). */
+  async #flood(ctx: RunContext, call: HostCall): Promise<HostReply> {
+    const reason = `the run made more than ${ctx.maxHostCalls} host calls and was stopped`;
+    const reply: HostReply = { tag: 'err', val: { tag: 'budget-exhausted', val: reason } };
+    if (ctx.signal.aborted) return reply;
+    const err = new AuthorityError(ErrorCode.BUDGET_EXCEEDED, reason, { data: { maxHostCalls: ctx.maxHostCalls } });
+    try {
+      await this.#deny(ctx, (call as { op?: string }).op ?? 'unknown', rawFacts(call), { allow: false, code: ErrorCode.BUDGET_EXCEEDED, reason, rule: 'limits.maxHostCalls' });
+    } finally {
+      ctx.stop(err);
+    }
+    return reply;
   }
 
   async #handle(ctx: RunContext, raw: HostCall): Promise<HostReply> {

@@ -163,18 +163,28 @@ export interface MemoryLimits {
   max: number | undefined;
 }
 
+export interface CoreCaps {
+  /** Cap on every linear memory the module defines, in 64 KiB pages. */
+  maxMemoryPages: number;
+  /** Cap on every table the module defines, in elements. */
+  maxTableElements: number;
+}
+
 /**
- * Rewrite every memory a core module defines so that its maximum is at most
- * `maxPages` (64 KiB each). Imported memories are left alone: they are
- * defined, and capped, in another module. Refuses 64-bit and shared memories
- * and memories whose minimum is already over the cap.
+ * Rewrite every memory and table a core module defines so that its maximum is
+ * at most the cap: a guest cannot grow past it, whatever it asks. Imported
+ * memories and tables are left alone: they are defined, and capped, in another
+ * module. Refuses 64-bit and shared memories, tables in encodings we do not
+ * know, and anything whose minimum is already over its cap.
  */
-export function capCoreMemories(bytes: Uint8Array, maxPages: number): { bytes: Uint8Array; memories: MemoryLimits[] } {
+export function capCoreModule(bytes: Uint8Array, caps: CoreCaps): { bytes: Uint8Array; memories: MemoryLimits[]; tables: MemoryLimits[] } {
   if (!(bytes.length >= 8 && MAGIC.every((b, i) => bytes[i] === b) && bytes[4] === 1 && bytes[5] === 0 && bytes[6] === 0 && bytes[7] === 0)) {
     throw malformed('not a core module', 0);
   }
   const r = new Reader(bytes, 8);
   const memories: MemoryLimits[] = [];
+  const tables: MemoryLimits[] = [];
+  const replaced: Array<{ start: number; end: number; section: number[] }> = [];
   while (r.pos < bytes.length) {
     const sectionStart = r.pos;
     const id = r.byte();
@@ -182,43 +192,65 @@ export function capCoreMemories(bytes: Uint8Array, maxPages: number): { bytes: U
     const start = r.pos;
     const end = start + size;
     if (end > bytes.length) throw malformed(`section ${id} runs past the end of the module`, start);
-    if (id !== 5) {
-      r.pos = end;
-      continue;
-    }
+    r.pos = end;
+    if (id !== 4 && id !== 5) continue;
     const s = new Reader(bytes, start, end);
     const count = s.u32();
     const parts: number[][] = [];
     for (let i = 0; i < count; i++) {
-      const flags = s.byte();
-      if (flags !== 0x00 && flags !== 0x01) {
-        throw new AuthorityError(ErrorCode.COMPONENT_INVALID, `memory ${i} uses unsupported limits (flags 0x${flags.toString(16)}: shared or 64-bit)`);
+      if (id === 4) {
+        const reftype = s.byte();
+        if (reftype !== 0x70 && reftype !== 0x6f) {
+          throw new AuthorityError(ErrorCode.COMPONENT_INVALID, `table ${i} uses an encoding this host does not accept (0x${reftype.toString(16)})`);
+        }
+        const { min, capped, part } = readLimits(s, caps.maxTableElements, `table ${i}`, 'elements');
+        tables.push({ min, max: capped });
+        parts.push([reftype, ...part]);
+      } else {
+        const { min, capped, part } = readLimits(s, caps.maxMemoryPages, `memory ${i}`, 'pages');
+        memories.push({ min, max: capped });
+        parts.push(part);
       }
-      const min = s.u32();
-      const max = flags === 0x01 ? s.u32() : undefined;
-      if (min > maxPages) {
-        throw new AuthorityError(
-          ErrorCode.COMPONENT_INVALID,
-          `memory ${i} starts at ${min} pages (${(min * 64) / 1024} MiB), over the cap of ${maxPages} pages`,
-          { data: { minPages: min, maxPages } },
-        );
-      }
-      const capped = max === undefined ? maxPages : Math.min(max, maxPages);
-      memories.push({ min, max: capped });
-      parts.push([0x01, ...uleb(min), ...uleb(capped)]);
     }
-    if (s.pos !== end) throw malformed('memory section has trailing bytes', s.pos);
+    if (s.pos !== end) throw malformed(`section ${id} has trailing bytes`, s.pos);
     const body = [...uleb(count), ...parts.flat()];
-    const out = new Uint8Array(bytes.length - (end - sectionStart) + 1 + uleb(body.length).length + body.length);
-    out.set(bytes.subarray(0, sectionStart), 0);
-    let o = sectionStart;
-    out[o++] = 5;
-    for (const b of uleb(body.length)) out[o++] = b;
-    for (const b of body) out[o++] = b;
-    out.set(bytes.subarray(end), o);
-    return { bytes: out, memories };
+    replaced.push({ start: sectionStart, end, section: [id, ...uleb(body.length), ...body] });
   }
-  return { bytes, memories };
+  if (replaced.length === 0) return { bytes, memories, tables };
+  const chunks: Uint8Array[] = [];
+  let at = 0;
+  for (const rep of replaced) {
+    chunks.push(bytes.subarray(at, rep.start), Uint8Array.from(rep.section));
+    at = rep.end;
+  }
+  chunks.push(bytes.subarray(at));
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let o = 0;
+  for (const c of chunks) {
+    out.set(c, o);
+    o += c.length;
+  }
+  return { bytes: out, memories, tables };
+}
+
+function readLimits(s: Reader, cap: number, what: string, unit: string): { min: number; capped: number; part: number[] } {
+  const flags = s.byte();
+  if (flags !== 0x00 && flags !== 0x01) {
+    throw new AuthorityError(ErrorCode.COMPONENT_INVALID, `${what} uses unsupported limits (flags 0x${flags.toString(16)}: shared or 64-bit)`);
+  }
+  const min = s.u32();
+  const max = flags === 0x01 ? s.u32() : undefined;
+  if (min > cap) {
+    throw new AuthorityError(ErrorCode.COMPONENT_INVALID, `${what} starts at ${min} ${unit}, over the cap of ${cap}`, { data: { min, cap } });
+  }
+  const capped = max === undefined ? cap : Math.min(max, cap);
+  return { min, capped, part: [0x01, ...uleb(min), ...uleb(capped)] };
+}
+
+/** Cap memories only (tables keep their own maxima). */
+export function capCoreMemories(bytes: Uint8Array, maxPages: number): { bytes: Uint8Array; memories: MemoryLimits[] } {
+  const { bytes: out, memories } = capCoreModule(bytes, { maxMemoryPages: maxPages, maxTableElements: 0xffffffff });
+  return { bytes: out, memories };
 }
 
 function uleb(n: number): number[] {

@@ -11,11 +11,12 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { transpile } from '@bytecodealliance/jco';
 import { AuthorityError, ErrorCode } from '../errors.ts';
-import { capCoreMemories } from './binary.ts';
+import { capCoreModule } from './binary.ts';
 
 /** Bumped when the way we patch or lay out the generated code changes. */
 const CACHE_FORMAT = 1;
 const WASM_PAGE = 65536;
+const DEFAULT_TABLE_ELEMENTS = 100_000;
 
 export interface CompiledTool {
   digest: string;
@@ -25,6 +26,8 @@ export interface CompiledTool {
   modules: ReadonlyMap<string, WebAssembly.Module>;
   /** The cap, in 64 KiB pages, written into every memory the tool defines. */
   memoryMaxPages: number;
+  /** The cap, in elements, written into every table the tool defines. */
+  tableMaxElements: number;
 }
 
 interface Manifest {
@@ -110,6 +113,8 @@ export interface CompileOptions {
   cacheDir: string;
   /** Cap on each linear memory the tool defines, in bytes (rounded down to pages). */
   maxMemoryBytes: number;
+  /** Cap on each table the tool defines, in elements. Default 100,000. */
+  maxTableElements?: number;
 }
 
 const compiled = new Map<string, Promise<CompiledTool>>();
@@ -120,28 +125,32 @@ export function compileComponent(bytes: Uint8Array, digest: string, opts: Compil
   if (memoryMaxPages < 1 || memoryMaxPages > 65536) {
     throw new AuthorityError(ErrorCode.CONFIG, `memory cap must be between 64 KiB and 4 GiB, got ${opts.maxMemoryBytes} bytes`);
   }
-  const key = `${opts.cacheDir}\0${digest}\0${memoryMaxPages}`;
+  const tableMaxElements = opts.maxTableElements ?? DEFAULT_TABLE_ELEMENTS;
+  if (!Number.isInteger(tableMaxElements) || tableMaxElements < 1 || tableMaxElements > 10_000_000) {
+    throw new AuthorityError(ErrorCode.CONFIG, `table cap must be between 1 and 10,000,000 elements, got ${tableMaxElements}`);
+  }
+  const key = `${opts.cacheDir}\0${digest}\0${memoryMaxPages}\0${tableMaxElements}`;
   let p = compiled.get(key);
   if (p === undefined) {
-    p = doCompile(bytes, digest, opts.cacheDir, memoryMaxPages);
+    p = doCompile(bytes, digest, opts.cacheDir, memoryMaxPages, tableMaxElements);
     compiled.set(key, p);
     p.catch(() => compiled.delete(key));
   }
   return p;
 }
 
-async function doCompile(bytes: Uint8Array, digest: string, cacheDir: string, memoryMaxPages: number): Promise<CompiledTool> {
+async function doCompile(bytes: Uint8Array, digest: string, cacheDir: string, memoryMaxPages: number, tableMaxElements: number): Promise<CompiledTool> {
   mkdirSync(cacheDir, { recursive: true, mode: 0o700 });
   const dir = join(cacheDir, `${digest}.v${CACHE_FORMAT}`);
   const manifest = readManifest(dir, digest) ?? (await transpileToCache(bytes, digest, dir));
   const modules = new Map<string, WebAssembly.Module>();
   for (const core of manifest.cores) {
-    const capped = capCoreMemories(readFileSync(join(dir, core)), memoryMaxPages);
+    const capped = capCoreModule(readFileSync(join(dir, core)), { maxMemoryPages: memoryMaxPages, maxTableElements: tableMaxElements });
     try {
       modules.set(core, await WebAssembly.compile(capped.bytes as Uint8Array<ArrayBuffer>));
     } catch (e) {
       throw new AuthorityError(ErrorCode.COMPONENT_INVALID, `core module ${core} does not compile: ${(e as Error).message}`, { cause: e });
     }
   }
-  return { digest, jsUrl: pathToFileURL(join(dir, manifest.js)).href, modules, memoryMaxPages };
+  return { digest, jsUrl: pathToFileURL(join(dir, manifest.js)).href, modules, memoryMaxPages, tableMaxElements };
 }

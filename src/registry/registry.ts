@@ -22,7 +22,11 @@ export interface ToolLimits {
   maxMemoryBytes: number;
   /** Cap on the tool's output; more is an error, never a truncation. Default 1 MiB. */
   maxOutputBytes: number;
-  /** Runs of this tool at once; more wait in the pool's queue. Default: unlimited (the pool bounds it). */
+  /** Cap on each table the tool defines, in elements (a table bomb costs host memory too). Default 100,000. */
+  maxTableElements: number;
+  /** Host calls one run may make, allowed or denied; past it the run is stopped (a flood fills the audit log). Default 10,000. */
+  maxHostCalls: number;
+  /** Runs of this tool at once; more wait in a queue of at most 256. Default: unlimited (the pool bounds it). */
   maxConcurrency: number;
 }
 
@@ -30,6 +34,8 @@ export const DEFAULT_LIMITS: Readonly<ToolLimits> = Object.freeze({
   timeoutMs: 10_000,
   maxMemoryBytes: 256 * 1024 * 1024,
   maxOutputBytes: 1024 * 1024,
+  maxTableElements: 100_000,
+  maxHostCalls: 10_000,
   maxConcurrency: Number.POSITIVE_INFINITY,
 });
 
@@ -143,7 +149,7 @@ export class Registry extends EventEmitter<RegistryEvents> {
     const limits = validLimits(opts.limits);
     const digest = sha256Hex(bytes);
     const imports = checkImports(componentImports(bytes));
-    const compiled = await compileComponent(bytes, digest, { cacheDir: this.#cacheDir, maxMemoryBytes: limits.maxMemoryBytes });
+    const compiled = await compileComponent(bytes, digest, { cacheDir: this.#cacheDir, maxMemoryBytes: limits.maxMemoryBytes, maxTableElements: limits.maxTableElements });
     const described = parseDescription(await this.#describe(compiled, limits));
     const tool: RegisteredTool = Object.freeze({
       ...described,

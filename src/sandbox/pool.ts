@@ -31,6 +31,8 @@ export interface RunRequest {
   maxOutputBytes: number;
   /** Answers each host call the guest makes; never throws (a throw becomes an io error for the guest). */
   onHostCall: (call: HostCall) => Promise<HostReply>;
+  /** Aborting stops the run at once: its worker is terminated (and replaced) and the run ends `aborted`. */
+  signal?: AbortSignal;
 }
 
 export interface RunStats {
@@ -41,7 +43,7 @@ export interface RunStats {
   queuedMs: number;
 }
 
-export type RunOutcome = { end: RunEnd; stats: RunStats } | { end: { kind: 'timeout' | 'crash' | 'halted'; message: string }; stats: RunStats };
+export type RunOutcome = { end: RunEnd; stats: RunStats } | { end: { kind: 'timeout' | 'crash' | 'halted' | 'aborted'; message: string }; stats: RunStats };
 
 interface ActiveRun {
   id: number;
@@ -49,6 +51,7 @@ interface ActiveRun {
   resolve: (outcome: RunOutcome) => void;
   timer: NodeJS.Timeout;
   enqueuedAt: number;
+  onAbort: (() => void) | undefined;
 }
 
 interface Queued {
@@ -268,13 +271,26 @@ export class WorkerPool {
       resolve: q.resolve,
       enqueuedAt: q.enqueuedAt,
       timer: setTimeout(() => this.#onDeadline(w, id), req.timeoutMs),
+      onAbort: undefined,
     };
+    if (req.signal !== undefined) {
+      if (req.signal.aborted) {
+        clearTimeout(active.timer);
+        q.resolve({ end: { kind: 'aborted', message: String(req.signal.reason) }, stats: this.#stats(active, undefined) });
+        this.#drain();
+        return;
+      }
+      active.onAbort = () => this.#onAbort(w, id);
+      req.signal.addEventListener('abort', active.onAbort, { once: true });
+    }
     w.active = active;
     w.warm.delete(req.tool.digest);
     w.send({ type: 'run', id, digest: req.tool.digest, entry: req.entry, input: req.input, maxOutputBytes: req.maxOutputBytes, prepareNext: req.entry === 'run' });
   }
 
   #stats(active: ActiveRun, msg: Extract<FromWorker, { type: 'done' }> | undefined): RunStats {
+    // Every way a run ends passes here once: drop its abort listener.
+    if (active.onAbort !== undefined) active.req.signal?.removeEventListener('abort', active.onAbort);
     return {
       instantiateUs: msg?.instantiateUs ?? 0,
       runUs: msg?.runUs ?? 0,
@@ -296,6 +312,16 @@ export class WorkerPool {
     active.resolve({ end: msg.end, stats: this.#stats(active, msg) });
     if (msg.end.kind === 'trap' || msg.end.kind === 'load-error') this.#replace(w);
     else this.#drain();
+  }
+
+  #onAbort(w: PoolWorker, id: number): void {
+    const active = w.active;
+    if (active === undefined || active.id !== id) return;
+    clearTimeout(active.timer);
+    w.active = undefined;
+    const reason = active.req.signal?.reason;
+    active.resolve({ end: { kind: 'aborted', message: reason instanceof Error ? reason.message : String(reason) }, stats: this.#stats(active, undefined) });
+    this.#replace(w);
   }
 
   #onDeadline(w: PoolWorker, id: number): void {
