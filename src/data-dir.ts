@@ -36,6 +36,8 @@ export function dataPaths(dataDir: string) {
     auditSigningKey: resolve(dataDir, 'audit-signing-key.pem'),
     cacheDir: resolve(dataDir, 'cache'),
     toolsDir: resolve(dataDir, 'tools'),
+    /** While this file exists, every runtime on this data folder is halted (`authority halt`). */
+    haltFile: resolve(dataDir, 'HALT'),
   } as const;
 }
 export type DataPaths = ReturnType<typeof dataPaths>;

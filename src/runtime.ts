@@ -14,10 +14,11 @@
  * @module
  */
 import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
 import { EventEmitter } from 'node:events';
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import pino, { type Logger } from 'pino';
-import { AuditLog, hashRequest, type AuditDurability, type AuditEntry, type AuditReceipt } from './audit/index.ts';
+import { AuditLog, hashRequest, type AuditDurability, type AuditEntry, type AuditIo, type AuditReceipt } from './audit/index.ts';
 import {
   Keyring,
   RevocationList,
@@ -43,10 +44,12 @@ import { WorkerPool, type PoolOptions, type RunOutcome } from './sandbox/index.t
 
 /** The name of the policy in force when none was given: it denies everything. */
 export const DEFAULT_POLICY_NAME = 'default-deny';
+/** How often a runtime looks for the data folder's HALT file. */
+const HALT_POLL_MS = 250;
 const RUN_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const DEFAULT_MAX_GRANTS = 64;
-/** Time a describe() may take at registration. */
-const DESCRIBE_TIMEOUT_MS = 5_000;
+/** Time a describe() may take at registration, whatever the tool's own deadline. */
+const DESCRIBE_TIMEOUT_MS = 10_000;
 
 export interface RuntimeOptions {
   /** The data folder (keyring, audit log, revocations, secrets, compile cache). Default: $AUTHORITY_DATA_DIR or ./.authority */
@@ -67,6 +70,8 @@ export interface RuntimeOptions {
     checkpointDir?: string;
     /** `'fsync'` (default): nothing is acknowledged before it is on disk. `'none'`: for tests on tmpfs and benchmarks. */
     durability?: AuditDurability;
+    /** The log's file operations (fault injection in tests). */
+    io?: AuditIo;
   };
   pool?: PoolOptions;
   /** Where transpiled tools are cached, by digest. Default `<dataDir>/cache`. */
@@ -202,6 +207,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
   readonly #opts: RuntimeOptions;
   #halted: string | undefined;
   #closed = false;
+  readonly #haltWatch: NodeJS.Timeout;
 
   /** @internal use createRuntime() */
   constructor(parts: {
@@ -237,12 +243,48 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
       http: this.#http,
       secrets: parts.secrets,
       logger: parts.logger,
+      onAuditFailure: (err) => this.#onAuditFailure(err),
     });
     this.#registry = new Registry({
       cacheDir: parts.opts.cacheDir ?? dataPaths(parts.dataDir).cacheDir,
       describe: (compiled, limits) => this.#describe(compiled, limits),
     });
     this.#registry.on('changed', (change) => this.emit('tools-changed', change));
+    // The cross-process stop switch: `authority halt` writes this file.
+    this.#haltWatch = setInterval(() => this.#checkHaltFile(), HALT_POLL_MS);
+    this.#haltWatch.unref();
+  }
+
+  /** Append to the audit log; a failed log halts the runtime. */
+  async #record(entry: AuditEntry): Promise<AuditReceipt> {
+    try {
+      return await this.audit.append(entry);
+    } catch (e) {
+      if (e instanceof AuthorityError && e.code === ErrorCode.AUDIT_WRITE) this.#onAuditFailure(e);
+      throw e;
+    }
+  }
+
+  /** The audit log stopped: nothing more can be recorded, so nothing more may run. */
+  #onAuditFailure(err: AuthorityError): void {
+    this.logger.fatal({ err }, 'the audit log failed; halting');
+    void this.halt(`the audit log failed: ${err.message}`);
+  }
+
+  /** Halt if the data folder's HALT file exists (written by `authority halt` in any process). */
+  #checkHaltFile(): boolean {
+    if (this.#halted !== undefined) return true;
+    const file = dataPaths(this.dataDir).haltFile;
+    if (!existsSync(file)) return false;
+    let reason = 'halted by the HALT file';
+    try {
+      const doc = JSON.parse(readFileSync(file, 'utf8')) as { reason?: unknown };
+      if (typeof doc.reason === 'string') reason = doc.reason;
+    } catch {
+      // An unreadable HALT file still halts: fail closed.
+    }
+    void this.halt(`${reason} (${file})`);
+    return true;
   }
 
   /** The policy in force. */
@@ -272,12 +314,13 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
   }
 
   async #describe(compiled: Parameters<ConstructorParameters<typeof Registry>[0]['describe']>[0], limits: ToolLimits) {
+    this.#assertOpen();
     let calledHost = false;
     const outcome = await this.#pool.run({
       tool: compiled,
       entry: 'describe',
       input: '',
-      timeoutMs: Math.min(limits.timeoutMs, DESCRIBE_TIMEOUT_MS),
+      timeoutMs: DESCRIBE_TIMEOUT_MS,
       maxOutputBytes: limits.maxOutputBytes,
       onHostCall: async (): Promise<HostReply> => {
         calledHost = true;
@@ -286,6 +329,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     });
     if (calledHost) throw new AuthorityError(ErrorCode.COMPONENT_INVALID, "the component's describe() called a host function; it must only describe the tool");
     if (outcome.end.kind === 'described') return outcome.end.description;
+    if (outcome.end.kind === 'halted') throw new AuthorityError(ErrorCode.HALTED, `the runtime was halted: ${outcome.end.message}`);
     throw new AuthorityError(ErrorCode.COMPONENT_INVALID, `describe() did not complete: ${endMessage(outcome)}`, { data: { end: outcome.end.kind } });
   }
 
@@ -295,13 +339,14 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
    * self-description is read in the sandbox.
    */
   async register(component: string | Uint8Array, opts: RegisterOptions = {}): Promise<ToolInfo> {
+    this.#checkHaltFile();
     this.#assertOpen();
     const limits = { ...this.#opts.limits, ...opts.limits };
     try {
       const tool = await this.#registry.register(component, { ...opts, limits });
       this.#validators.delete(tool.digest);
-      this.#slots.set(tool.name, new Slots(tool.limits.maxConcurrency, 256));
-      await this.audit.append({ kind: 'tool.register', tool: tool.name, toolDigest: `sha256:${tool.digest}`, decision: 'allow', code: 'ok', detail: { imports: tool.imports, bytes: tool.size } });
+      this.#slots.set(tool.name, new Slots(tool.limits.maxConcurrency, tool.limits.maxQueued));
+      await this.#record({ kind: 'tool.register', tool: tool.name, toolDigest: `sha256:${tool.digest}`, decision: 'allow', code: 'ok', detail: { imports: tool.imports, bytes: tool.size } });
       this.#pool.prepare(tool.compiled, 1);
       return toInfo(tool);
     } catch (e) {
@@ -400,6 +445,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
    * in the audit log before this returns.
    */
   async invoke(name: string, input: unknown, opts: InvokeOptions = {}): Promise<InvokeResult> {
+    this.#checkHaltFile();
     this.#assertOpen();
     const started = performance.now();
     const registered = this.#registry.get(name);
@@ -423,7 +469,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
 
     const admission = await this.#admit(tool, runId, grants, input ?? {});
     if (!admission.allow) {
-      const receipt = await this.audit.append({ ...base, kind: 'invoke.start', decision: 'deny', code: admission.code, reason: admission.reason.slice(0, 1024), tokenId: admission.tokenId, requestHash, detail: { grants: grantIds } });
+      const receipt = await this.#record({ ...base, kind: 'invoke.start', decision: 'deny', code: admission.code, reason: admission.reason.slice(0, 1024), tokenId: admission.tokenId, requestHash, detail: { grants: grantIds } });
       throw new AuthorityError(admission.code, admission.reason, { data: { tool: name, runId, audit: { start: receipt.seq, end: receipt.seq }, ...(admission.retryAfterMs === undefined ? {} : { retryAfterMs: admission.retryAfterMs }) } });
     }
 
@@ -433,7 +479,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     } catch (e) {
       if (admission.reservation) await this.#limiter.cancel(admission.reservation).catch(() => {});
       const err = e as AuthorityError;
-      const receipt = await this.audit.append({ ...base, kind: 'invoke.start', decision: 'deny', code: err.code, reason: err.message, requestHash, detail: { grants: grantIds } });
+      const receipt = await this.#record({ ...base, kind: 'invoke.start', decision: 'deny', code: err.code, reason: err.message, requestHash, detail: { grants: grantIds } });
       throw new AuthorityError(err.code, err.message, { data: { ...err.data, runId, audit: { start: receipt.seq, end: receipt.seq } } });
     }
 
@@ -457,7 +503,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     let outcome: RunOutcome;
     const inFlight = new Set<Promise<HostReply>>();
     try {
-      startReceipt = await this.audit.append({ ...base, kind: 'invoke.start', decision: 'allow', code: 'ok', tokenId: admission.tokenId, requestHash, reason: admission.reason, detail: { grants: grantIds, inputBytes: inputText.length } });
+      startReceipt = await this.#record({ ...base, kind: 'invoke.start', decision: 'allow', code: 'ok', tokenId: admission.tokenId, requestHash, reason: admission.reason, detail: { grants: grantIds, inputBytes: inputText.length } });
       outcome = await this.#pool.run({
         tool: registered.compiled,
         entry: 'run',
@@ -539,7 +585,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
       redactions: ctx.stats.redactions + redactions.length,
       preparedInstance: 'fromReady' in outcome.stats ? outcome.stats.fromReady : false,
     };
-    const endReceipt = await this.audit.append({
+    const endReceipt = await this.#record({
       ...base,
       kind: 'invoke.end',
       decision: error === undefined ? 'allow' : 'deny',
@@ -583,6 +629,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    clearInterval(this.#haltWatch);
     for (const c of this.#running) c.abort();
     await this.#pool.close(this.#halted ?? 'closed');
     await this.#http.close();
@@ -620,6 +667,7 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
     auditDir: opts.audit?.dir ?? paths.auditDir,
     checkpointDir: opts.audit?.checkpointDir ?? paths.checkpointDir,
     durability: opts.audit?.durability ?? 'fsync',
+    io: opts.audit?.io,
   });
   const runtime = new Runtime({ opts, dataDir, keyring, revocations, secrets, audit, policy, store: opts.store ?? new MemoryLimitStore(), logger });
   return runtime;

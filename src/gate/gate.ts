@@ -39,6 +39,8 @@ export interface GateDeps {
   http: HttpClient;
   secrets: SecretStore;
   logger: Logger;
+  /** Called when the audit log fails: nothing can be recorded, so nothing may run. */
+  onAuditFailure?: (error: AuthorityError) => void;
 }
 
 /** What the gate knows about the run a call belongs to. */
@@ -165,6 +167,7 @@ export class Gate {
       ctx.stats.failed++;
       const err = e instanceof AuthorityError ? e : new AuthorityError(ErrorCode.INTERNAL, 'the gate failed', { cause: e });
       ctx.log.error({ err, op: (call as { op?: unknown }).op }, 'host call failed inside the gate');
+      if (err.code === ErrorCode.AUDIT_WRITE) this.#d.onAuditFailure?.(err);
       return { tag: 'err', val: { tag: 'denied', val: { code: err.code, message: err.code === ErrorCode.AUDIT_WRITE ? 'the audit log is unavailable' : 'the host failed to decide this call' } } };
     }
   }

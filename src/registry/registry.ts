@@ -26,8 +26,10 @@ export interface ToolLimits {
   maxTableElements: number;
   /** Host calls one run may make, allowed or denied; past it the run is stopped (a flood fills the audit log). Default 10,000. */
   maxHostCalls: number;
-  /** Runs of this tool at once; more wait in a queue of at most 256. Default: unlimited (the pool bounds it). */
+  /** Runs of this tool at once; more wait in a queue. Default: unlimited (the pool bounds it). */
   maxConcurrency: number;
+  /** Runs of this tool waiting for a slot; past it, E_OVERLOADED. Default 256. */
+  maxQueued: number;
 }
 
 export const DEFAULT_LIMITS: Readonly<ToolLimits> = Object.freeze({
@@ -37,6 +39,7 @@ export const DEFAULT_LIMITS: Readonly<ToolLimits> = Object.freeze({
   maxTableElements: 100_000,
   maxHostCalls: 10_000,
   maxConcurrency: Number.POSITIVE_INFINITY,
+  maxQueued: 256,
 });
 
 export interface ToolInfo {
@@ -88,7 +91,7 @@ export function checkImports(imports: readonly ComponentImport[]): string[] {
 function validLimits(partial: Partial<ToolLimits> | undefined): ToolLimits {
   const limits = { ...DEFAULT_LIMITS, ...partial };
   for (const [key, value] of Object.entries(limits)) {
-    if (typeof value !== 'number' || Number.isNaN(value) || value <= 0) {
+    if (typeof value !== 'number' || Number.isNaN(value) || value < 0 || (value === 0 && key !== 'maxQueued')) {
       throw new AuthorityError(ErrorCode.CONFIG, `limits.${key} must be a positive number, got ${String(value)}`, { data: { path: `limits.${key}` } });
     }
   }

@@ -61,6 +61,9 @@ interface Queued {
   enqueuedAt: number;
 }
 
+/** Extra time a run may take before it starts, for loading its tool into a worker. */
+const LOAD_GRACE_MS = 10_000;
+
 /**
  * The worker's entry. From compiled JS it is worker.js itself; in a
  * development checkout it is TypeScript, so a tiny bootstrap registers tsx in
@@ -85,6 +88,10 @@ class PoolWorker {
   readonly ready: Promise<void>;
   active: ActiveRun | undefined;
   retired = false;
+  /** An instance being made ahead of time, and the timer that bounds it. */
+  preparing: { digest: string; timer: NodeJS.Timeout } | undefined;
+  /** Deadline for ahead-of-time instantiation, from the last run or prepare request. */
+  prepareTimeoutMs = 10_000;
 
   constructor(opts: Required<PoolOptions>, onMessage: (w: PoolWorker, msg: FromWorker) => void, onExit: (w: PoolWorker, why: string) => void) {
     const bridge = new SharedArrayBuffer(BRIDGE_SLOTS * 4);
@@ -183,7 +190,7 @@ export class WorkerPool {
       if (n >= count) break;
       if (w.retired || w.warm.has(tool.digest)) continue;
       this.#ensureLoaded(w, tool);
-      w.send({ type: 'prepare', digest: tool.digest });
+      w.send({ type: 'prepare', digest: tool.digest, timeoutMs: LOAD_GRACE_MS });
       n++;
     }
   }
@@ -270,7 +277,8 @@ export class WorkerPool {
       req,
       resolve: q.resolve,
       enqueuedAt: q.enqueuedAt,
-      timer: setTimeout(() => this.#onDeadline(w, id), req.timeoutMs),
+      // Until the worker says the run started, allow for loading the tool; then the deadline proper.
+      timer: setTimeout(() => this.#onDeadline(w, id), req.timeoutMs + LOAD_GRACE_MS),
       onAbort: undefined,
     };
     if (req.signal !== undefined) {
@@ -284,6 +292,7 @@ export class WorkerPool {
       req.signal.addEventListener('abort', active.onAbort, { once: true });
     }
     w.active = active;
+    w.prepareTimeoutMs = req.timeoutMs;
     w.warm.delete(req.tool.digest);
     w.send({ type: 'run', id, digest: req.tool.digest, entry: req.entry, input: req.input, maxOutputBytes: req.maxOutputBytes, prepareNext: req.entry === 'run' });
   }
@@ -300,8 +309,22 @@ export class WorkerPool {
   }
 
   #onMessage(w: PoolWorker, msg: FromWorker): void {
+    if (msg.type === 'started') {
+      const active = w.active;
+      if (active === undefined || active.id !== msg.id) return;
+      clearTimeout(active.timer);
+      active.timer = setTimeout(() => this.#onDeadline(w, msg.id), active.req.timeoutMs);
+      return;
+    }
+    if (msg.type === 'preparing') {
+      if (w.preparing !== undefined) clearTimeout(w.preparing.timer);
+      w.preparing = { digest: msg.digest, timer: setTimeout(() => this.#onPrepareOverrun(w, msg.digest), w.prepareTimeoutMs) };
+      return;
+    }
     if (msg.type === 'prepared') {
-      if (!w.retired) w.warm.add(msg.digest);
+      if (w.preparing !== undefined) clearTimeout(w.preparing.timer);
+      w.preparing = undefined;
+      if (!w.retired && msg.failed !== true) w.warm.add(msg.digest);
       return;
     }
     if (msg.type !== 'done') return;
@@ -321,6 +344,13 @@ export class WorkerPool {
     w.active = undefined;
     const reason = active.req.signal?.reason;
     active.resolve({ end: { kind: 'aborted', message: reason instanceof Error ? reason.message : String(reason) }, stats: this.#stats(active, undefined) });
+    this.#replace(w);
+  }
+
+  /** Instantiating ahead of time took too long (a start function that never returns): retire the worker. */
+  #onPrepareOverrun(w: PoolWorker, digest: string): void {
+    if (w.preparing?.digest !== digest) return;
+    w.preparing = undefined;
     this.#replace(w);
   }
 
@@ -345,6 +375,13 @@ export class WorkerPool {
   /** Retire a worker and start a fresh one in its place, in the background. */
   #replace(w: PoolWorker): void {
     this.#workers.delete(w);
+    if (w.preparing !== undefined) clearTimeout(w.preparing.timer);
+    const active = w.active;
+    w.active = undefined;
+    if (active !== undefined) {
+      clearTimeout(active.timer);
+      active.resolve({ end: { kind: 'crash', message: 'the sandbox worker was retired' }, stats: this.#stats(active, undefined) });
+    }
     w.retire();
     if (this.#closed === undefined) this.#spawn();
   }

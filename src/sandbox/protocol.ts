@@ -44,7 +44,7 @@ export type ToWorker =
       /** Instantiate the next instance of this tool ahead of time once this run ends. */
       prepareNext: boolean;
     }
-  | { type: 'prepare'; digest: string }
+  | { type: 'prepare'; digest: string; timeoutMs: number }
   | { type: 'drop'; digest: string };
 
 /** How a run ended inside the worker. */
@@ -61,8 +61,10 @@ export type RunEnd =
 /** Worker -> main. */
 export type FromWorker =
   | { type: 'ready' }
+  | { type: 'started'; id: number }
   | { type: 'done'; id: number; end: RunEnd; instantiateUs: number; runUs: number; fromReady: boolean }
-  | { type: 'prepared'; digest: string };
+  | { type: 'preparing'; digest: string }
+  | { type: 'prepared'; digest: string; failed?: boolean };
 
 /** Worker -> main on the bridge port. */
 export interface BridgeRequest {

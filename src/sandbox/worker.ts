@@ -171,6 +171,8 @@ function runOnce(msg: Extract<ToWorker, { type: 'run' }>): void {
   let instance: ToolExports | undefined = ready.get(msg.digest);
   const fromReady = instance !== undefined;
   ready.delete(msg.digest);
+  // The deadline starts now: loading the tool was ours, instantiating it (start functions included) is the tool's.
+  post({ type: 'started', id: msg.id });
   const t0 = performance.now();
   let end: RunEnd;
   let t1 = t0;
@@ -204,11 +206,14 @@ function runOnce(msg: Extract<ToWorker, { type: 'run' }>): void {
 
 function prepare(digest: string): void {
   if (ready.has(digest) || !tools.has(digest)) return;
+  // Instantiation runs guest code (start functions): the pool times it like a run.
+  post({ type: 'preparing', digest });
   try {
     ready.set(digest, instantiate(digest));
     post({ type: 'prepared', digest });
   } catch {
     // Instantiation failures surface on the next run, where they can be reported.
+    post({ type: 'prepared', digest, failed: true });
   }
 }
 

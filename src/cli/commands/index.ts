@@ -1,6 +1,7 @@
 import type { Command } from '../types.ts';
 import { auditCommand } from './audit.ts';
 import { buildCommand } from './build.ts';
+import { haltCommand } from './halt.ts';
 import { capCommand } from './cap.ts';
 import { keysCommand } from './keys.ts';
 import { policyCommand } from './policy.ts';
@@ -16,4 +17,5 @@ export const commands: readonly Command[] = [
   capCommand,
   policyCommand,
   auditCommand,
+  haltCommand,
 ];

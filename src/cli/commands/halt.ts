@@ -1,0 +1,46 @@
+import { existsSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { dataPaths, ensurePrivateDir, resolveDataDir } from '../../data-dir.ts';
+import { emit, parse, usageError } from '../output.ts';
+import { EXIT_OK, type Command } from '../types.ts';
+
+const USAGE = `usage: authority halt --reason TEXT [--data-dir DIR] [--json]
+       authority halt --clear [--data-dir DIR] [--json]
+
+The stop switch. Writes the data folder's HALT file: every runtime using that
+folder (an MCP server, an embedding application, a CLI run) stops its running
+invocations within a quarter of a second, refuses new ones, and records the
+reason in its audit log. A runtime started while the file exists starts halted.
+--clear removes the file; halted runtimes stay halted until restarted.
+`;
+
+export const haltCommand: Command = {
+  name: 'halt',
+  summary: 'stop every runtime on a data folder now, and record why',
+  usage: USAGE,
+  async run(argv, io) {
+    const { values, positionals } = parse({
+      args: argv,
+      strict: true,
+      allowPositionals: true,
+      options: { reason: { type: 'string' }, clear: { type: 'boolean', default: false }, 'data-dir': { type: 'string' }, json: { type: 'boolean', default: false } },
+    });
+    if (positionals.length > 0) throw usageError(USAGE);
+    const dataDir = resolveDataDir(values['data-dir'], io.env, io.cwd);
+    const file = dataPaths(dataDir).haltFile;
+    if (values.clear) {
+      const existed = existsSync(file);
+      rmSync(file, { force: true });
+      emit(io, values.json, { ok: true, cleared: existed, file }, existed ? `removed ${file}` : `no HALT file at ${file}`);
+      return EXIT_OK;
+    }
+    if (values.reason === undefined || values.reason.trim() === '') throw usageError('halt needs --reason TEXT: the audit log records why');
+    ensurePrivateDir(dataDir);
+    const doc = { reason: values.reason, time: new Date().toISOString(), by: { pid: process.pid, host: hostname() } };
+    const tmp = `${file}.${process.pid}.tmp`;
+    writeFileSync(tmp, JSON.stringify(doc) + '\n', { mode: 0o600 });
+    renameSync(tmp, file);
+    emit(io, values.json, { ok: true, file, ...doc }, `halted: ${file} written; runtimes on ${dataDir} stop within 250 ms`);
+    return EXIT_OK;
+  },
+};
