@@ -1,0 +1,157 @@
+/**
+ * The sandbox and the bridge: a fresh instance per invocation, the host-call
+ * round trip, throughput. Every figure sits beside the raw jco floor measured
+ * in the same run: the same component instantiated and called by jco directly
+ * on this thread, with no worker, no gate and no audit.
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import { createRuntime, type Runtime } from '../src/runtime.ts';
+import { compileComponent, sha256Hex, type CompiledTool } from '../src/registry/index.ts';
+import { WorkerPool } from '../src/sandbox/index.ts';
+import type { HostReply } from '../src/gate/types.ts';
+import { ensureTools } from '../tools/build.ts';
+import { watFixture } from '../test/helpers/fixtures.ts';
+import { SHARED_CACHE } from '../test/helpers/runtime.ts';
+import { percentile, row, sampleUs, type Bench, type BenchRow } from './harness.ts';
+
+type Exports = { run(input: string): string };
+type Instantiate = (get: (n: string) => WebAssembly.Module, imports: Record<string, Record<string, unknown>>) => Exports;
+
+const DENY: HostReply = { tag: 'err', val: { tag: 'denied', val: { code: 'E_POLICY_DENY', message: 'no' } } };
+const STAT_OK: HostReply = { tag: 'ok', val: { kind: 'file', size: 1n, modifiedMs: 0n } };
+
+async function compiled(path: string): Promise<CompiledTool> {
+  const bytes = readFileSync(path);
+  return compileComponent(bytes, sha256Hex(bytes), { cacheDir: SHARED_CACHE, maxMemoryBytes: 256 * 1024 * 1024 });
+}
+
+/** jco alone: instantiate + run on this thread, per call. */
+async function floor(tool: CompiledTool, input: string, n: number, reply: HostReply = DENY): Promise<number[]> {
+  const mod = (await import(tool.jsUrl)) as { instantiate: Instantiate };
+  const get = (name: string): WebAssembly.Module => tool.modules.get(name) as WebAssembly.Module;
+  const answer = (): HostReply => reply;
+  const imports = {
+    'authority:sandbox/types': {},
+    'authority:sandbox/fs': { readFile: answer, writeFile: answer, listDir: answer, stat: answer, remove: answer },
+    'authority:sandbox/http': { fetch: answer },
+    'authority:sandbox/secrets': { get: answer },
+  };
+  return sampleUs(() => mod.instantiate(get, imports).run(input), n, Math.min(50, n));
+}
+
+const p50 = (xs: number[]): number => percentile(xs, 50);
+const p99 = (xs: number[]): number => percentile(xs, 99);
+
+async function perCallUs(rt: Runtime, tool: string, input: unknown, n: number, grants: string[], rounds = 5): Promise<number> {
+  const per: number[] = [];
+  for (let i = 0; i < rounds; i++) {
+    const r = await rt.invoke(tool, input, { grants });
+    per.push((r.stats.durationMs * 1000) / n);
+  }
+  return per.sort((a, b) => a - b)[Math.floor(per.length / 2)] as number;
+}
+
+export const bench: Bench = async () => {
+  const rows: BenchRow[] = [];
+  const tools = await ensureTools(['echo', 'word-count']);
+  const hammerPath = await watFixture('hammer');
+  writeFileSync('/tmp/hammer', 'x');
+  const echo = await compiled(tools['echo'] as string);
+  const wc = await compiled(tools['word-count'] as string);
+  const hammer = await compiled(hammerPath);
+  const wcInput = JSON.stringify({ text: 'the quick brown fox jumps over the lazy dog' });
+
+  // Floors: jco on this thread.
+  const echoFloor = await floor(echo, '{"a":1}', 2000);
+  const wcFloor = await floor(wc, wcInput, 300);
+  const CALLS = 5000;
+  const hostFloorDeny = (await floor(hammer, JSON.stringify({ n: CALLS }), 5, DENY)).map((us) => us / CALLS);
+  const hostFloorOk = (await floor(hammer, JSON.stringify({ n: CALLS }), 5, STAT_OK)).map((us) => us / CALLS);
+
+  // The pool alone: a fresh instance per run in a warm worker, no gate, no audit.
+  const pool = new WorkerPool({ size: 2 });
+  await pool.warmUp();
+  const runOn = (tool: CompiledTool, input: string, onHostCall = async (): Promise<HostReply> => DENY) =>
+    pool.run({ tool, entry: 'run', input, timeoutMs: 30_000, maxOutputBytes: 1 << 20, onHostCall });
+  const poolEcho = await sampleUs(() => runOn(echo, '{"a":1}'), 2000, 200);
+  const poolWc = await sampleUs(() => runOn(wc, wcInput), 300, 30);
+  const bridgeDeny: number[] = [];
+  const bridgeOk: number[] = [];
+  for (let i = 0; i < 7; i++) {
+    const a = await runOn(hammer, JSON.stringify({ n: CALLS }), async () => DENY);
+    bridgeDeny.push(a.stats.runUs / CALLS);
+    const b = await runOn(hammer, JSON.stringify({ n: CALLS }), async () => STAT_OK);
+    bridgeOk.push(b.stats.runUs / CALLS);
+  }
+  bridgeDeny.sort((a, b) => a - b);
+  bridgeOk.sort((a, b) => a - b);
+  await pool.close();
+
+  // The whole runtime: admission, audit records, the gate.
+  const results: Record<string, { echo: number[]; wc: number[]; deny: number; allow: number; throughput: number }> = {};
+  for (const durability of ['none', 'fsync'] as const) {
+    const dir = mkdtempSync(join(tmpdir(), 'authority-bench-'));
+    const rt = await createRuntime({
+      dataDir: dir,
+      cacheDir: SHARED_CACHE,
+      logger: pino({ level: 'silent' }),
+      pool: { size: 2 },
+      audit: { durability },
+      policy: { version: '1.0', tools: { allow: ['*'] }, fs: { read: ['/tmp/hammer'] } },
+    });
+    await rt.warmUp();
+    await rt.register(tools['echo'] as string);
+    await rt.register(tools['word-count'] as string);
+    await rt.register(hammerPath, { limits: { maxHostCalls: 1_000_000, timeoutMs: 600_000 } });
+    const grant = rt.issueToken({ kind: 'fs', resource: '/tmp/hammer', methods: ['read'], ttlMs: 3_600_000 });
+    const e = await sampleUs(() => rt.invoke('echo', { a: 1 }), durability === 'none' ? 2000 : 500, 100);
+    const w = await sampleUs(() => rt.invoke('word-count', { text: 'the quick brown fox jumps over the lazy dog' }), 200, 20);
+    const n = durability === 'none' ? CALLS : 1000;
+    const deny = await perCallUs(rt, 'hammer', { n }, n, []);
+    const allow = await perCallUs(rt, 'hammer', { n }, n, [grant]);
+    // Throughput: 8 callers at once on the small native tool.
+    let done = 0;
+    const until = performance.now() + 3000;
+    const t0 = performance.now();
+    await Promise.all(
+      Array.from({ length: 8 }, async () => {
+        while (performance.now() < until) {
+          await rt.invoke('echo', { a: done });
+          done++;
+        }
+      }),
+    );
+    const throughput = done / ((performance.now() - t0) / 1000);
+    results[durability] = { echo: e, wc: w, deny, allow, throughput };
+    await rt.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+
+  const floorEcho = { name: 'jco floor', value: p50(echoFloor) };
+  const floorWc = { name: 'jco floor', value: p50(wcFloor) };
+  rows.push(row('echo (WAT): jco floor, instantiate+run', p50(echoFloor), 'us p50', { note: `p99 ${p99(echoFloor).toFixed(0)} us` }));
+  rows.push(row('word-count (JS): jco floor, instantiate+run', p50(wcFloor), 'us p50', { note: `p99 ${p99(wcFloor).toFixed(0)} us` }));
+  rows.push(row('echo: pool, fresh instance (no gate, no audit)', p50(poolEcho), 'us p50', { baseline: floorEcho, note: `p99 ${p99(poolEcho).toFixed(0)} us` }));
+  rows.push(row('word-count: pool, fresh instance', p50(poolWc), 'us p50', { baseline: floorWc, note: `p99 ${p99(poolWc).toFixed(0)} us` }));
+  for (const d of ['none', 'fsync'] as const) {
+    const r = results[d] as (typeof results)[string];
+    rows.push(row(`echo: runtime invoke, audit ${d}`, p50(r.echo), 'us p50', { baseline: floorEcho, target: d === 'none' ? '< 500' : undefined, note: `p99 ${p99(r.echo).toFixed(0)} us` }));
+    rows.push(row(`word-count: runtime invoke, audit ${d}`, p50(r.wc), 'us p50', { baseline: floorWc, target: d === 'none' ? '< 2000' : undefined, note: `p99 ${p99(r.wc).toFixed(0)} us` }));
+  }
+  rows.push(row('host call: jco floor (same thread, denied)', p50(hostFloorDeny), 'us/call'));
+  rows.push(row('host call: bridge only, denied reply', p50(bridgeDeny), 'us/call', { baseline: { name: 'jco floor', value: p50(hostFloorDeny) } }));
+  rows.push(row('host call: bridge only, stat reply', p50(bridgeOk), 'us/call', { baseline: { name: 'jco floor', value: p50(hostFloorOk) } }));
+  for (const d of ['none', 'fsync'] as const) {
+    const r = results[d] as (typeof results)[string];
+    rows.push(row(`host call through the gate, denied, audit ${d}`, r.deny, 'us/call', { baseline: { name: 'jco floor', value: p50(hostFloorDeny) }, target: d === 'none' ? '< 30' : undefined }));
+    rows.push(row(`host call through the gate, allowed fs.stat, audit ${d}`, r.allow, 'us/call', { baseline: { name: 'jco floor', value: p50(hostFloorOk) }, target: d === 'none' ? '< 50' : undefined }));
+  }
+  for (const d of ['none', 'fsync'] as const) {
+    const r = results[d] as (typeof results)[string];
+    rows.push(row(`echo throughput, 8 callers, audit ${d}`, r.throughput, 'invocations/s', { baseline: { name: 'jco floor (1 thread)', value: 1e6 / p50(echoFloor) }, target: d === 'none' ? '>= 2000' : undefined }));
+  }
+  return rows;
+};
