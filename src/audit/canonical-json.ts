@@ -13,7 +13,7 @@
  * hashing they are written as `{"$base64":"<standard base64>"}`.
  * @module
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { AuthorityError, ErrorCode } from '../errors.ts';
 
 /**
@@ -35,7 +35,7 @@ export function isSha256Hex(s: unknown): s is Sha256Hex {
 
 /** Hex SHA-256 of bytes or of a string's UTF-8 encoding. */
 export function sha256Hex(data: Uint8Array | string): Sha256Hex {
-  return createHash('sha256').update(data).digest('hex') as Sha256Hex;
+  return hash('sha256', data, 'hex') as Sha256Hex;
 }
 
 /**

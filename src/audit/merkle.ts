@@ -8,7 +8,7 @@
  * the largest power of two below n: MTH(D[n]) = node(MTH(D[0:k]), MTH(D[k:n])).
  * @module
  */
-import { createHash } from 'node:crypto';
+import { createHash, hash } from 'node:crypto';
 import { AuthorityError, ErrorCode } from '../errors.ts';
 
 export const HASH_BYTES = 32;
@@ -18,14 +18,29 @@ const NODE_PREFIX = Buffer.from([0x01]);
 /** The root of the empty tree: SHA-256 of the empty string. */
 export const EMPTY_ROOT: Buffer = createHash('sha256').digest();
 
+// One-shot hashing over a reused scratch buffer: a stateful Hash object per
+// node costs more than the hashing itself, and every append hashes a leaf
+// and its share of nodes. Calls are synchronous, so the buffers are never shared.
+let leafScratch = Buffer.alloc(4096);
+const nodeScratch = Buffer.alloc(65);
+
 /** SHA-256(0x00 || data); a string is hashed as its UTF-8 bytes. */
 export function leafHash(data: Uint8Array | string): Buffer {
-  return createHash('sha256').update(LEAF_PREFIX).update(data).digest();
+  if (typeof data === 'string') return createHash('sha256').update(LEAF_PREFIX).update(data).digest();
+  const need = data.length + 1;
+  if (leafScratch.length < need) leafScratch = Buffer.alloc(Math.max(need, leafScratch.length * 2));
+  leafScratch[0] = 0x00;
+  leafScratch.set(data, 1);
+  return hash('sha256', leafScratch.subarray(0, need), 'buffer');
 }
 
 /** SHA-256(0x01 || left || right). */
 export function nodeHash(left: Uint8Array, right: Uint8Array): Buffer {
-  return createHash('sha256').update(NODE_PREFIX).update(left).update(right).digest();
+  if (left.length !== 32 || right.length !== 32) return createHash('sha256').update(NODE_PREFIX).update(left).update(right).digest();
+  nodeScratch[0] = 0x01;
+  nodeScratch.set(left, 1);
+  nodeScratch.set(right, 33);
+  return hash('sha256', nodeScratch, 'buffer');
 }
 
 /** The largest power of two strictly below n (n >= 2). */
