@@ -1,0 +1,85 @@
+/**
+ * Regressions found by trying the hostile corpora through real tools. Each
+ * test is named after what broke.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import type { AuditRecord } from '../src/audit/index.ts';
+import { ErrorCode } from '../src/errors.ts';
+import type { Header } from '../src/gate/types.ts';
+import { CanaryServer } from './helpers/canary-server.ts';
+import { jsFixture } from './helpers/js-fixtures.ts';
+import { auditRecords, testRuntime } from './helpers/runtime.ts';
+
+type ProbeResult = { ok: true; status: number; body: string } | { ok: false; tag: string; code?: string; message: string };
+
+let rt: Awaited<ReturnType<typeof testRuntime>>;
+let grants: string[];
+let allowed: CanaryServer;
+const refusedDials: string[] = [];
+
+before(async () => {
+  allowed = await CanaryServer.start('allowed');
+  rt = await testRuntime({
+    policy: {
+      version: '1.0',
+      net: {
+        connect: [
+          { url: `http://allowed.test:${allowed.port}`, resolves_to: ['127.0.0.1'] },
+        ],
+      },
+      tools: { allow: ['net-probe'] },
+    },
+    http: {
+      lookup: async (name) => (name === 'allowed.test' ? [{ address: '127.0.0.1', family: 4 }] : []),
+      onConnect: (address) => {
+        if (address !== '127.0.0.1') {
+          refusedDials.push(address);
+          throw new Error(`test guard: refused to dial ${address}`);
+        }
+      },
+    },
+  });
+  await rt.register(await jsFixture('net-probe'));
+  grants = [rt.issueToken({ kind: 'net', resource: 'http://*:*/**', methods: ['*'], ttlMs: 600_000 })];
+});
+
+after(async () => {
+  await rt?.cleanup();
+  await allowed?.close();
+  assert.deepEqual(refusedDials, []);
+});
+
+async function probe(url: string, runId: string, headers: Header[] = []): Promise<{ result: ProbeResult; calls: AuditRecord[] }> {
+  const run = await rt.invoke('net-probe', { requests: [{ method: 'GET', url, headers }] }, { grants, runId });
+  const [result] = JSON.parse(run.output) as ProbeResult[];
+  const calls = await auditRecords(rt.dataDir, (r) => r.runId === runId && r.kind.startsWith('call.'));
+  return { result: result as ProbeResult, calls };
+}
+
+test('regression: the gate sent the repaired form of a URL the host refuses (empty userinfo, backslashes, a mapped host name) to the server', async () => {
+  const port = allowed.port;
+  // Each of these parses (WHATWG) to a URL the policy allows; the host's own parser refuses every one.
+  const repaired = [`http://@allowed.test:${port}/`, `http://:@allowed.test:${port}/`, `http://allowed.test:${port}\\..\\..\\admin`, `http://allo\u00adwed.test:${port}/`, `http://ALLOWED\u212a.test:${port}/`];
+  for (const [i, url] of repaired.entries()) {
+    allowed.reset();
+    const { result, calls } = await probe(url, `regression-repair-${i}`);
+    assert.equal(result.ok, false, `${JSON.stringify(url)} is refused, not repaired (${JSON.stringify(result)})`);
+    if (result.ok) continue;
+    assert.equal(result.tag, 'invalid', url);
+    assert.equal(allowed.requests.length, 0, `${JSON.stringify(url)} never reached the server`);
+    assert.deepEqual(
+      calls.map((r) => [r.kind, r.code]),
+      [['call.denied', ErrorCode.INVALID_ARGUMENT]],
+      `${JSON.stringify(url)} is refused at decode, before the checks`,
+    );
+  }
+  // The canonical spelling still works: the fix refuses only what would be rewritten.
+  allowed.reset();
+  const ok = await probe(`http://allowed.test:${port}/admin`, 'regression-repair-control');
+  assert.equal(ok.result.ok, true, JSON.stringify(ok.result));
+  assert.deepEqual(
+    allowed.requests.map((r) => r.target),
+    ['/admin'],
+  );
+});
