@@ -16,22 +16,26 @@ type ProbeResult = { ok: true; status: number; body: string } | { ok: false; tag
 let rt: Awaited<ReturnType<typeof testRuntime>>;
 let grants: string[];
 let allowed: CanaryServer;
+let redirector: CanaryServer;
+let location = '';
 const refusedDials: string[] = [];
 
 before(async () => {
   allowed = await CanaryServer.start('allowed');
+  redirector = await CanaryServer.start('redirector', () => ({ status: 302, headers: [['location', location]] }));
   rt = await testRuntime({
     policy: {
       version: '1.0',
       net: {
         connect: [
           { url: `http://allowed.test:${allowed.port}`, resolves_to: ['127.0.0.1'] },
+          { url: `http://redirector.test:${redirector.port}`, resolves_to: ['127.0.0.1'] },
         ],
       },
       tools: { allow: ['net-probe'] },
     },
     http: {
-      lookup: async (name) => (name === 'allowed.test' ? [{ address: '127.0.0.1', family: 4 }] : []),
+      lookup: async (name) => (name === 'allowed.test' || name === 'redirector.test' ? [{ address: '127.0.0.1', family: 4 }] : []),
       onConnect: (address) => {
         if (address !== '127.0.0.1') {
           refusedDials.push(address);
@@ -47,6 +51,7 @@ before(async () => {
 after(async () => {
   await rt?.cleanup();
   await allowed?.close();
+  await redirector?.close();
   assert.deepEqual(refusedDials, []);
 });
 
@@ -82,4 +87,31 @@ test('regression: the gate sent the repaired form of a URL the host refuses (emp
     allowed.requests.map((r) => r.target),
     ['/admin'],
   );
+});
+
+test('regression: a redirect whose Location the host refuses ended the call without a record of the refused hop', async () => {
+  const hostile = ['file:///etc/passwd', `http://allowed.test:${allowed.port}@127.0.0.1:1/`, 'javascript:alert(1)', `/\\127.0.0.1:1/`];
+  for (const [i, where] of hostile.entries()) {
+    location = where;
+    allowed.reset();
+    const runId = `regression-location-${i}`;
+    const { result, calls } = await probe(`http://redirector.test:${redirector.port}/`, runId);
+    assert.equal(result.ok, false, JSON.stringify(result));
+    if (result.ok) continue;
+    assert.equal(result.tag, 'invalid', where);
+    assert.equal(allowed.requests.length, 0);
+    assert.deepEqual(
+      calls.map((r) => [r.kind, r.code ?? null, r.detail?.['hop'] ?? 0]),
+      [
+        ['call.intent', null, 0],
+        ['call.outcome', 'ok', 0],
+        ['call.denied', ErrorCode.INVALID_ARGUMENT, 1],
+      ],
+      `the refused hop to ${JSON.stringify(where)} is in the audit log`,
+    );
+    const denied = calls[2] as AuditRecord;
+    assert.equal(denied.decision, 'deny');
+    assert.equal(denied.reason, result.message, 'the record says what the tool was told');
+    assert.match(denied.reason ?? '', /^redirect hop 1: /);
+  }
 });

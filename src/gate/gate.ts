@@ -421,7 +421,14 @@ export class Gate {
       try {
         next = nextHop(request, result);
       } catch (e) {
-        return reply.tag === 'ok' ? { tag: 'err', val: toGuestError(e) } : reply;
+        // A Location the host refuses ends the call: that refusal is a denied hop, recorded like any other.
+        const err = e instanceof AuthorityError ? e : new AuthorityError(ErrorCode.INVALID_ARGUMENT, 'bad redirect', { cause: e });
+        const location = (result.headers.find(([k]) => k.toLowerCase() === 'location')?.[1] ?? '').slice(0, 2048);
+        return this.#deny(ctx, 'http.fetch', { hash: hashRequest({ op: 'http.fetch', location }), detail: { location: location.slice(0, 512), hop: hop + 1 } }, {
+          allow: false,
+          code: err.code,
+          reason: `redirect hop ${hop + 1}: ${err.message}`,
+        });
       }
       if (next === undefined) return reply;
       if (hop + 1 > MAX_REDIRECTS) {
