@@ -4,12 +4,16 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Worker } from 'node:worker_threads';
 import type { AuditRecord } from '../src/audit/index.ts';
-import { ErrorCode } from '../src/errors.ts';
+import { AuthorityError, ErrorCode } from '../src/errors.ts';
 import type { Header } from '../src/gate/types.ts';
+import { HostFs } from '../src/host/index.ts';
 import { CanaryServer } from './helpers/canary-server.ts';
 import { jsFixture } from './helpers/js-fixtures.ts';
-import { auditRecords, testRuntime } from './helpers/runtime.ts';
+import { auditRecords, tempDir, testRuntime } from './helpers/runtime.ts';
 
 type ProbeResult = { ok: true; status: number; body: string } | { ok: false; tag: string; code?: string; message: string };
 
@@ -114,4 +118,53 @@ test('regression: a redirect whose Location the host refuses ended the call with
     assert.equal(denied.reason, result.message, 'the record says what the tool was told');
     assert.match(denied.reason ?? '', /^redirect hop 1: /);
   }
+});
+
+// Flips root/hl between nothing and a hard link to a file outside the root, as fast as it can.
+const LINKER = `
+const { workerData } = require('node:worker_threads');
+const fs = require('node:fs');
+const flag = new Int32Array(workerData.flag);
+let flips = 0;
+while (Atomics.load(flag, 0) === 0) {
+  try { fs.linkSync(workerData.target, workerData.link); } catch {}
+  try { fs.unlinkSync(workerData.link); } catch {}
+  flips++;
+}
+Atomics.store(flag, 1, flips);
+`;
+
+test('regression: a hard link to a file outside the root, unlinked between the open and the link count check, was read', { timeout: 60_000 }, async () => {
+  const ws = tempDir('authority-hardlink-race-');
+  const root = path.join(ws.path, 'root');
+  const outside = path.join(ws.path, 'outside');
+  fs.mkdirSync(root);
+  fs.mkdirSync(outside);
+  const CANARY = 'CANARY-BEHIND-A-HARD-LINK';
+  fs.writeFileSync(path.join(outside, 'secret.txt'), CANARY);
+  const hostFs = new HostFs();
+  const sharedFlag = new SharedArrayBuffer(8);
+  const flag = new Int32Array(sharedFlag);
+  const worker = new Worker(LINKER, { eval: true, workerData: { flag: sharedFlag, target: path.join(outside, 'secret.txt'), link: path.join(root, 'hl') } });
+  const seen: Record<string, number> = {};
+  let leaked = 0;
+  try {
+    for (let i = 0; i < 20_000 && leaked === 0; i++) {
+      try {
+        const bytes = await hostFs.readFile(path.join(root, 'hl'), { roots: [root] });
+        if (Buffer.from(bytes).toString() === CANARY) leaked++;
+        seen['ok'] = (seen['ok'] ?? 0) + 1;
+      } catch (e) {
+        assert.ok(e instanceof AuthorityError, String(e));
+        seen[e.code] = (seen[e.code] ?? 0) + 1;
+      }
+    }
+  } finally {
+    Atomics.store(flag, 0, 1);
+    await new Promise((r) => worker.once('exit', r));
+    ws.cleanup();
+  }
+  assert.ok(Atomics.load(flag, 1) > 0, 'the linker ran');
+  assert.equal(leaked, 0, `the outside file was read through a hard link that was being removed (${JSON.stringify(seen)})`);
+  assert.ok((seen[ErrorCode.POLICY_DENY] ?? 0) > 0, `the hard link was seen and refused ${JSON.stringify(seen)}`);
 });
