@@ -437,7 +437,8 @@ test('a redirect loop ends after 5 hops with a denial that names the sixth', asy
   assert.match(denied[0]?.reason ?? '', /more than 5 redirects/);
 });
 
-test('every entry was tried under both policies, and no server ever received the secret', () => {
+test('every entry was tried under both policies, and no server ever received the secret', (t) => {
+  t.diagnostic(`tried ${tally.tried} (${corpus.entries.length} entries x 2 policies): refused by the gate ${tally.gate}, by the host ${tally.host}, redirects ${tally.redirects}`);
   assert.equal(tally.tried, corpus.entries.length * 2);
   // Both layers did real work: the gate refused some entries, the host the rest.
   assert.ok(tally.gate > 0 && tally.host > 0, JSON.stringify(tally));
