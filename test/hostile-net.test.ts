@@ -423,6 +423,25 @@ extraRedirects.forEach((x, i) => {
   });
 });
 
+test('loose policy: a name that resolves to the metadata address is refused by the address check, before any dial', async () => {
+  rt.setPolicy(loose);
+  reset();
+  const { result, records } = await probe({ method: 'GET', url: 'http://metadata.test/latest/meta-data/iam/security-credentials/', headers: [] }, 'net-extra-metadata');
+  assert.equal(result.ok, false);
+  if (result.ok) return;
+  assert.equal(result.code, ErrorCode.POLICY_DENY);
+  assert.match(result.message, /169\.254\.169\.254/);
+  assert.deepEqual(lookups, ['metadata.test'], 'the name was resolved through the test table');
+  assert.deepEqual(dials, [], 'nothing was dialled, so the guard never had to act');
+  assert.deepEqual(
+    records.filter((r) => r.kind.startsWith('call.')).map((r) => [r.kind, r.code ?? null]),
+    [
+      ['call.intent', null],
+      ['call.outcome', ErrorCode.POLICY_DENY],
+    ],
+  );
+});
+
 test('a redirect loop ends after 5 hops with a denial that names the sixth', async () => {
   rt.setPolicy(strict);
   reset();
