@@ -3,6 +3,7 @@
  * the checks will look at. Nothing downstream ever sees a raw path or URL.
  */
 import { AuthorityError, ErrorCode } from '../errors.ts';
+import { parseGuestUrl } from '../host/index.ts';
 import { canonicalisePath, canonicaliseUrl, resolvePathSync, type CanonicalUrl } from '../policy/index.ts';
 import { HOST_OPS, type Header, type HostCall } from './types.ts';
 
@@ -72,6 +73,10 @@ export function decode(call: HostCall): CanonicalCall {
   checkShape(call);
   switch (call.op) {
     case 'http.fetch':
+      // The host refuses what a URL parser would repair (userinfo, backslashes, raw non-ASCII or
+      // non-decimal IPv4 hosts, whitespace). Refuse it here, before the checks: otherwise the
+      // canonical form below is what the host receives, and the repaired URL goes out.
+      parseGuestUrl(call.url);
       return {
         op: 'http.fetch',
         method: call.method.toUpperCase(),

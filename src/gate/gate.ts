@@ -18,7 +18,7 @@ import type { Logger } from 'pino';
 import { hashRequest, sha256Hex, type AuditDetail, type AuditEntry, type AuditReceipt } from '../audit/index.ts';
 import { checkCapability, requestForHostCall, type CapabilityDecision, type GrantSet, type KeyedRate, type RevocationChecker } from '../capability/index.ts';
 import { AuthorityError, ErrorCode } from '../errors.ts';
-import { MAX_REDIRECTS, nextHop, toGuestError, type HostFs, type HttpClient, type HttpRequest, type SecretStore } from '../host/index.ts';
+import { MAX_REDIRECTS, nextHop, percentDecodeLenient, toGuestError, type HostFs, type HttpClient, type HttpRequest, type SecretStore } from '../host/index.ts';
 import type { Limiter, MeteredCall, Reservation } from '../limits/index.ts';
 import { canonicaliseUrl, type Policy, type PolicyDecision } from '../policy/index.ts';
 import { decode, placeholdersIn, type CanonicalCall } from './decode.ts';
@@ -275,13 +275,35 @@ export class Gate {
       reason: d.reason,
       detail: d.rule === undefined ? facts.detail : { ...facts.detail, rule: d.rule },
     });
-    ctx.log.debug({ op, code: d.code, reason: d.reason }, 'host call denied');
+    ctx.log.debug({ op, code: d.code, reason: this.#scrub(d.reason) }, 'host call denied');
     return { tag: 'err', val: denialToGuest(d) };
   }
 
   #audit(ctx: RunContext, entry: Omit<AuditEntry, 'runId' | 'tool' | 'toolDigest'>): Promise<AuditReceipt> {
-    const reason = entry.reason !== undefined && entry.reason.length > 1024 ? entry.reason.slice(0, 1021) + '...' : entry.reason;
-    return this.#d.audit.append({ ...entry, reason, runId: ctx.runId, tool: ctx.tool.name, toolDigest: `sha256:${ctx.tool.digest}` });
+    // A tool that read a secret may put it in a URL or a path: the record shows where the call went, never the value.
+    const scrubbed = entry.reason === undefined ? undefined : this.#scrub(entry.reason);
+    const reason = scrubbed !== undefined && scrubbed.length > 1024 ? scrubbed.slice(0, 1021) + '...' : scrubbed;
+    const detail = entry.detail === undefined ? undefined : (this.#scrubValue(entry.detail) as AuditDetail);
+    return this.#d.audit.append({ ...entry, reason, detail, runId: ctx.runId, tool: ctx.tool.name, toolDigest: `sha256:${ctx.tool.digest}` });
+  }
+
+  /** `text` with every secret value replaced by `[REDACTED:NAME]`, also a value written percent-encoded. */
+  #scrub(text: string): string {
+    const secrets = this.#d.secrets;
+    if (secrets.size === 0) return text;
+    let out = secrets.redactText(text, 'audit').text;
+    if (out.includes('%')) {
+      const decoded = Buffer.from(percentDecodeLenient(Buffer.from(out, 'utf8'))).toString('utf8');
+      if (secrets.findText(decoded).length > 0) out = secrets.redactText(decoded, 'audit').text;
+    }
+    return out;
+  }
+
+  #scrubValue(v: AuditDetail[string]): AuditDetail[string] {
+    if (typeof v === 'string') return this.#d.secrets.size === 0 ? v : this.#scrub(v).slice(0, 1024);
+    if (Array.isArray(v)) return v.map((x: AuditDetail[string]) => this.#scrubValue(x));
+    if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, this.#scrubValue(x)]));
+    return v;
   }
 
   /** Stages 6-8 for fs and secrets. */
@@ -442,7 +464,14 @@ export class Gate {
       try {
         next = nextHop(request, result);
       } catch (e) {
-        return reply.tag === 'ok' ? { tag: 'err', val: toGuestError(e) } : reply;
+        // A Location the host refuses ends the call: that refusal is a denied hop, recorded like any other.
+        const err = e instanceof AuthorityError ? e : new AuthorityError(ErrorCode.INVALID_ARGUMENT, 'bad redirect', { cause: e });
+        const location = (result.headers.find(([k]) => k.toLowerCase() === 'location')?.[1] ?? '').slice(0, 2048);
+        return this.#deny(ctx, 'http.fetch', { hash: hashRequest({ op: 'http.fetch', location }), detail: { location: location.slice(0, 512), hop: hop + 1 } }, {
+          allow: false,
+          code: err.code,
+          reason: `redirect hop ${hop + 1}: ${err.message}`,
+        });
       }
       if (next === undefined) return reply;
       if (hop + 1 > MAX_REDIRECTS) {

@@ -17,6 +17,8 @@ import { isUnder, type ScopedPath } from './fs-path.ts';
 /** Linux `O_PATH` (the same value on every architecture Node supports); Node does not export it. */
 export const O_PATH = 0o10000000;
 const { O_NOFOLLOW, O_DIRECTORY } = fs.constants;
+/** What Linux appends to the `/proc/self/fd` link of a descriptor whose name was unlinked. */
+const DELETED = ' (deleted)';
 
 let supported: boolean | undefined;
 
@@ -207,7 +209,7 @@ export class ConfinedWalk {
    * path of the root. This is what makes a directory renamed out of the root
    * in the middle of the walk harmless.
    */
-  verifyInside(fd: number, guestPath: string): void {
+  verifyInside(fd: number, guestPath: string): string {
     let real: string;
     try {
       real = fs.readlinkSync(fdPath(fd));
@@ -215,6 +217,20 @@ export class ConfinedWalk {
       throw fsFailure(err, guestPath);
     }
     if (!isUnder(real, this.rootReal)) throw escapeDenied(guestPath);
+    return real;
+  }
+
+  /**
+   * `verifyInside`, and the name `fd` was opened through must still exist.
+   * Once it is unlinked the kernel shows the path as "... (deleted)" for good,
+   * and a link count read after the unlink no longer counts it: a hard link
+   * removed between the open and the count would pass for the only name of a
+   * file whose other name lies outside the root.
+   */
+  verifyLinkedInside(fd: number, guestPath: string): void {
+    if (this.verifyInside(fd, guestPath).endsWith(DELETED)) {
+      throw new AuthorityError(ErrorCode.POLICY_DENY, `${guestPath} was removed while it was being opened`, { data: { path: guestPath } });
+    }
   }
 
   /** Verify the current directory itself is still under the root. */

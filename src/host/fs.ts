@@ -119,7 +119,8 @@ export class HostFs {
           data: { path: guestPath },
         });
       }
-      walk.verifyInside(pathFd, guestPath);
+      // After the link count: a name unlinked before the count shows as deleted here.
+      walk.verifyLinkedInside(pathFd, guestPath);
       // Reopening through the O_PATH descriptor's magic link reaches the very inode checked above.
       fh = await fsp.open(fdPath(pathFd), O_RDONLY | O_NOCTTY);
       const rst = await fh.stat({ bigint: true });

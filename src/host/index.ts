@@ -26,5 +26,5 @@ export type { HttpRequest } from './http-redirect.ts';
 
 export { SECRET_NAME, SecretStore, readSecretsFile, writeSecretsFile } from './secret-store.ts';
 export type { SecretSource, SecretStoreOptions } from './secret-store.ts';
-export { MIN_SECRET_BYTES, SecretScanner } from './secret-scan.ts';
+export { MIN_SECRET_BYTES, SecretScanner, percentDecodeLenient } from './secret-scan.ts';
 export type { Redaction } from './secret-scan.ts';
