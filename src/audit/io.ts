@@ -9,6 +9,8 @@ export interface AuditIo {
   open(path: string, flags: string, mode?: number): Promise<number>;
   /** Write `buffer` at `position`; resolves with the bytes written (may be fewer). */
   write(fd: number, buffer: Uint8Array, position: number): Promise<number>;
+  /** The same, synchronously; when present the log writes its batches with it (fdatasync stays asynchronous). */
+  writeSync?: (fd: number, buffer: Uint8Array, position: number) => number;
   fdatasync(fd: number): Promise<void>;
   close(fd: number): Promise<void>;
 }
@@ -21,6 +23,7 @@ export const nodeAuditIo: AuditIo = {
     new Promise((resolve, reject) =>
       fs.write(fd, buffer, 0, buffer.length, position, (err, written) => (err ? reject(err) : resolve(written))),
     ),
+  writeSync: (fd, buffer, position) => fs.writeSync(fd, buffer, 0, buffer.length, position),
   fdatasync: (fd) => new Promise((resolve, reject) => fs.fdatasync(fd, (err) => (err ? reject(err) : resolve()))),
   close: (fd) => new Promise((resolve, reject) => fs.close(fd, (err) => (err ? reject(err) : resolve()))),
 };
@@ -30,6 +33,16 @@ export async function writeFully(io: AuditIo, fd: number, buffer: Uint8Array, po
   let done = 0;
   while (done < buffer.length) {
     const n = await io.write(fd, buffer.subarray(done), position + done);
+    if (n <= 0) throw new Error(`write made no progress at offset ${position + done}`);
+    done += n;
+  }
+}
+
+/** `writeFully` with a synchronous write. */
+export function writeFullySync(write: (fd: number, buffer: Uint8Array, position: number) => number, fd: number, buffer: Uint8Array, position: number): void {
+  let done = 0;
+  while (done < buffer.length) {
+    const n = write(fd, buffer.subarray(done), position + done);
     if (n <= 0) throw new Error(`write made no progress at offset ${position + done}`);
     done += n;
   }

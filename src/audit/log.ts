@@ -17,7 +17,7 @@ import { AuthorityError, ErrorCode } from '../errors.ts';
 import { sha256Hex } from './canonical-json.ts';
 import { ChainCursor } from './chain.ts';
 import { checkpointLine, readLatestCheckpoint, signCheckpoint, type Checkpoint } from './checkpoint.ts';
-import { nodeAuditIo, syncDir, writeFully, type AuditIo } from './io.ts';
+import { nodeAuditIo, syncDir, writeFully, writeFullySync, type AuditIo } from './io.ts';
 import { readLines } from './lines.ts';
 import { acquireLock, type LogLock } from './lock.ts';
 import { leafHash, rootFromFrontier, type CompactRange } from './merkle.ts';
@@ -38,15 +38,14 @@ import { ensurePublicKeyFile, loadOrCreateSigningKey, signerFromKey, type AuditS
 
 /**
  * `'fsync'` (default): an append resolves once fdatasync covered its record.
- * `'none'`: an append resolves at once, with its seq and hash; the record is
- * written in order in the background and never fdatasync'd. A crash of the
- * process can lose the last records, a crash of the machine more, and the log
- * can then end before its latest checkpoint, which the next open refuses.
- * Only for tests, benchmarks, tmpfs, or an operator who accepts that loss.
+ * `'none'`: an append resolves once the record is written to the OS (in the
+ * same turn of the event loop: no thread-pool round trip); it is never
+ * fdatasync'd, so a crash of the machine (not just the process) can lose
+ * acknowledged records, and the log can then end before its latest
+ * checkpoint, which the next open refuses. Only for tests, benchmarks, tmpfs,
+ * or an operator who accepts that loss.
  */
 export type AuditDurability = 'fsync' | 'none';
-
-const NOOP = (): void => {};
 
 export interface AuditLogOptions extends AuditLocation {
   /** Ed25519 private key (KeyObject or PKCS#8 PEM). Default: `dataPaths(dir).auditSigningKey`, created 0600 if missing. */
@@ -390,13 +389,6 @@ export class AuditLog {
     this.#prevHash = hash;
     this.#assignedEnd += built.bytes;
     const end = this.#assignedEnd;
-    if (this.durability === 'none') {
-      // No durability promised: acknowledge now and write in order in the background.
-      // A write failure still stops the log, and every later append fails.
-      this.#queue.push({ text, seq, hash, end, resolve: NOOP, reject: NOOP });
-      this.#schedule();
-      return Promise.resolve({ seq, hash });
-    }
     return new Promise<AuditReceipt>((resolve, reject) => {
       this.#queue.push({ text, seq, hash, end, resolve, reject });
       this.#schedule();
@@ -483,6 +475,11 @@ export class AuditLog {
   #schedule(): void {
     if (this.#flushing || this.#scheduled) return;
     this.#scheduled = true;
+    if (this.durability === 'none' && this.#io.writeSync !== undefined) {
+      // No sync to share: write at the end of this turn, with whatever else was appended in it.
+      queueMicrotask(() => void this.#flush());
+      return;
+    }
     // Defer to let every caller woken by the last acknowledgement append first:
     // their records then share the next sync instead of trickling in one by one.
     setImmediate(() => void this.#flush());
@@ -511,7 +508,9 @@ export class AuditLog {
         start = p.end - base;
       }
       after = { size: last.seq + 1, offset: last.end, last: last.hash, nodes: this.#tree.nodes() };
-      await writeFully(this.#io, this.#fd, data, this.#durable.offset);
+      // A write to the page cache takes microseconds; a round trip through the thread pool, tens.
+      if (this.#io.writeSync !== undefined) writeFullySync(this.#io.writeSync, this.#fd, data, this.#durable.offset);
+      else await writeFully(this.#io, this.#fd, data, this.#durable.offset);
       if (this.durability === 'fsync') {
         await this.#io.fdatasync(this.#fd);
         this.#stats.syncs += 1;
