@@ -36,6 +36,8 @@ export function dataPaths(dataDir: string) {
     auditSigningKey: resolve(dataDir, 'audit-signing-key.pem'),
     cacheDir: resolve(dataDir, 'cache'),
     toolsDir: resolve(dataDir, 'tools'),
+    /** The stop switch of long-running servers (`authority mcp`): while this file exists they halt and refuse to start. */
+    haltFile: resolve(dataDir, 'halt'),
   } as const;
 }
 export type DataPaths = ReturnType<typeof dataPaths>;

@@ -3,6 +3,7 @@ import { auditCommand } from './audit.ts';
 import { buildCommand } from './build.ts';
 import { capCommand } from './cap.ts';
 import { keysCommand } from './keys.ts';
+import { mcpCommand } from './mcp.ts';
 import { policyCommand } from './policy.ts';
 import { runCommand } from './run.ts';
 import { toolsCommand } from './tools.ts';
@@ -16,4 +17,5 @@ export const commands: readonly Command[] = [
   capCommand,
   policyCommand,
   auditCommand,
+  mcpCommand,
 ];
