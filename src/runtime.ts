@@ -322,6 +322,11 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     this.#limiter = new Limiter(policy.limiterConfig(), this.#store);
   }
 
+  /** The approver given at creation (`RuntimeOptions.approve`), if any. */
+  get approver(): Approver | undefined {
+    return this.#opts.approve;
+  }
+
   /** Whether `halt()` was called, and why. */
   get halted(): string | undefined {
     return this.#halted;

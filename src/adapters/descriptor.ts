@@ -241,6 +241,11 @@ export class ToolSession {
     return out;
   }
 
+  /** The approver calls of this session use, if it has one of its own. */
+  get approver(): Approver | undefined {
+    return this.#opts.approve;
+  }
+
   /** One tool by name, if this session exposes it. */
   tool(name: string): ToolDescriptor | undefined {
     return this.tools().find((d) => d.name === name);

@@ -44,7 +44,11 @@ export { watchToolFolders, ToolFolders, type ToolFolderOptions, type ToolFolderC
 export const MCP_META_KEY = 'authority-sandbox/result';
 
 export interface McpServerOptions extends ToolSessionOptions {
-  /** Asked when the client cannot elicit (no `elicitation` capability). Default: deny with E_APPROVAL_REQUIRED. */
+  /**
+   * Asked when the client cannot elicit (no `elicitation` capability).
+   * Default: the session's approver, else the runtime's, else a deny with
+   * E_APPROVAL_REQUIRED that says the client cannot be asked.
+   */
   approve?: Approver | undefined;
   /** Server name and version sent at initialization. */
   name?: string | undefined;
@@ -55,7 +59,8 @@ export interface McpServerOptions extends ToolSessionOptions {
   logger?: Logger | undefined;
 }
 
-function what(req: ApprovalRequest): string {
+/** What an approval is for, in words: `running the tool echo with input {...}`, `fs.write /data/a.txt (12 bytes) by the tool write-file`. */
+function subject(req: ApprovalRequest): string {
   if (req.op === 'tool.invoke') {
     let input = '';
     try {
@@ -63,11 +68,11 @@ function what(req: ApprovalRequest): string {
     } catch {
       input = '(not JSON)';
     }
-    return `run the tool ${req.tool}${input ? ` with input ${input.length > 400 ? `${input.slice(0, 397)}...` : input}` : ''}`;
+    return `running the tool ${req.tool}${input ? ` with input ${input.length > 400 ? `${input.slice(0, 397)}...` : input}` : ''}`;
   }
   const size = req.bytes === undefined ? '' : ` (${req.bytes} bytes)`;
   const method = req.method === undefined ? '' : `${req.method} `;
-  return `let the tool ${req.tool} do ${req.op} ${method}${req.target}${size}`;
+  return `${req.op} ${method}${req.target}${size} by the tool ${req.tool}`;
 }
 
 /**
@@ -161,10 +166,11 @@ export class McpSession {
     const caps = this.server.getClientCapabilities()?.elicitation as { form?: unknown; url?: unknown } | undefined;
     const canAsk = caps !== undefined && (caps.form !== undefined || caps.url === undefined);
     if (!canAsk) {
-      if (this.#opts.approve !== undefined) return this.#opts.approve(req);
+      const fallback = this.#opts.approve ?? this.session.approver ?? this.#runtime.approver;
+      if (fallback !== undefined) return fallback(req);
       throw new AuthorityError(
         ErrorCode.APPROVAL_REQUIRED,
-        `approval needed to ${what(req)} (${req.reason}), but this MCP client does not support elicitation, so nobody can be asked; use a client that does, or change the policy's approvals`,
+        `${subject(req)} needs approval (${req.reason}), but this MCP client does not support elicitation, so nobody can be asked; use a client that does, or change the policy's approvals`,
       );
     }
     const client = this.server.getClientVersion();
@@ -172,7 +178,7 @@ export class McpSession {
     const result = await this.server.elicitInput(
       {
         mode: 'form',
-        message: `Authority: approve? A tool wants to ${what(req)}.\nRequired by the policy: ${req.reason}.\nRun ${req.runId}.`,
+        message: `Authority: approve ${subject(req)}?\nRequired by the policy: ${req.reason}.\nRun ${req.runId}.`,
         requestedSchema: {
           type: 'object',
           properties: {

@@ -75,8 +75,13 @@ function watchHaltFile(file: string): { stopped: Promise<string>; close: () => v
     }
     done(`halt file ${file}${said ? `: ${said}` : ''}`);
   };
+  let settle: NodeJS.Timeout | undefined;
   try {
-    watcher = watch(dirname(file), { persistent: false }, check);
+    // The event comes when the file is created, before `echo reason > halt` has written the reason: read it a moment later.
+    watcher = watch(dirname(file), { persistent: false }, () => {
+      clearTimeout(settle);
+      settle = setTimeout(check, 100);
+    });
     watcher.on('error', () => {});
   } catch {
     // The folder may not exist yet: polling covers it.
@@ -87,6 +92,7 @@ function watchHaltFile(file: string): { stopped: Promise<string>; close: () => v
     stopped,
     close: () => {
       watcher?.close();
+      clearTimeout(settle);
       clearInterval(timer);
       timer = undefined;
     },
