@@ -240,14 +240,29 @@ test('an approver can say that nobody can be asked', async () => {
   await assert.rejects(rt.invoke('echo', {}, { approve }), (e: unknown) => failure(e).code === ErrorCode.APPROVAL_REQUIRED && failure(e).message === 'the on-call channel is not configured');
 });
 
-test('the approval wait of a host call ends with the run', async () => {
-  rt.setPolicy(policy({ ops: ['fs.write'] }));
-  let signal: AbortSignal | undefined;
-  const approve: Approver = (r) => {
-    signal = r.signal;
-    return new Promise(() => {});
-  };
-  await assert.rejects(rt.invoke('write-file', { path: join(ws.path, 'late.txt'), content: 'x' }, { grants, approve, timeoutMs: 300 }), (e: unknown) => failure(e).code === ErrorCode.TIMEOUT);
-  assert.equal(signal?.aborted, true);
-  assert.equal(existsSync(join(ws.path, 'late.txt')), false);
+test('the approval wait of a host call ends with the run: a halt stops it, and nothing is written', async () => {
+  const local = await testRuntime({ policy: policy({ ops: ['fs.write'] }), audit: { durability: 'none' } });
+  try {
+    await local.register((await exampleTools(['write-file']))['write-file'] as string);
+    const token = local.issueToken({ kind: 'fs', resource: '/**', methods: ['write'], ttlMs: 60_000 });
+    let asked: (r: ApprovalRequest) => void = () => {};
+    const waiting = new Promise<ApprovalRequest>((res) => (asked = res));
+    const approve: Approver = (r) => {
+      asked(r);
+      return new Promise(() => {});
+    };
+    const run = local.invoke('write-file', { path: join(ws.path, 'late.txt'), content: 'x' }, { grants: [token], approve, timeoutMs: 60_000 });
+    const outcome = run.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    const request = await waiting;
+    assert.equal(request.signal.aborted, false);
+    await local.halt('operator stop');
+    assert.equal(failure(await outcome).code, ErrorCode.HALTED);
+    assert.equal(request.signal.aborted, true);
+    assert.equal(existsSync(join(ws.path, 'late.txt')), false);
+  } finally {
+    await local.cleanup();
+  }
 });

@@ -246,10 +246,11 @@ export class Gate {
       return { ...((budget.allow ? { allow: false, code: ErrorCode.INTERNAL, reason: 'no reservation' } : budget) as Denied), tokenId: cap.tokenId };
     }
 
-    // 5b approval (only for calls the policy marks as needing one)
+    // 5b approval (only for calls the policy marks as needing one; no await otherwise, this is the hot path)
     let approval: Decision | undefined;
     try {
-      approval = await this.#d.approve?.(ctx, call);
+      const pending = this.#d.approve?.(ctx, call);
+      if (pending !== undefined) approval = await pending;
     } catch (e) {
       await limiter.cancel(reservation).catch(() => {});
       throw e;
