@@ -1,7 +1,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { generateText, stepCountIs, type ToolSet } from 'ai';
 import { MockLanguageModelV3 } from 'ai/test';
 import { ToolMessage } from '@langchain/core/messages';
@@ -16,6 +17,8 @@ import { watchToolFolders } from '../src/adapters/tool-folders.ts';
 import { AuthorityError, ErrorCode } from '../src/errors.ts';
 import { exampleTools, watFixture } from './helpers/fixtures.ts';
 import { auditRecords, tempDir, testRuntime } from './helpers/runtime.ts';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 
 let rt: Awaited<ReturnType<typeof testRuntime>>;
 let ws: ReturnType<typeof tempDir>;
@@ -462,4 +465,52 @@ test('OpenAI: dispatches Responses function_call items to function_call_output i
   ]);
   assert.equal(JSON.parse(String(items[0]?.output)).content, 'hello adapters\n');
   assert.match(String(items[1]?.output), /^denied: E_POLICY_DENY: no fs\.read rule matches \/etc\/shadow/);
+});
+
+// ------------------------------------------------------------- packaging
+
+function sources(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? sources(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : []));
+}
+
+function importsOf(file: string): string[] {
+  return [...readFileSync(file, 'utf8').matchAll(/^(?:import|export)\b[^;]*?from '([^']+)'/gms)].map((m) => m[1] as string);
+}
+
+test('the core never imports an adapter or the CLI, and no adapter imports the CLI', () => {
+  const offenders: string[] = [];
+  for (const file of sources(join(ROOT, 'src'))) {
+    const rel = relative(join(ROOT, 'src'), file);
+    const inAdapters = rel.startsWith('adapters/');
+    const inCli = rel.startsWith('cli/');
+    for (const spec of importsOf(file)) {
+      if (!spec.startsWith('.')) continue;
+      const target = relative(join(ROOT, 'src'), join(dirname(file), spec));
+      if (target.startsWith('cli/') && !inCli) offenders.push(`${rel} -> ${spec}`);
+      if (target.startsWith('adapters/') && !inAdapters && !inCli) offenders.push(`${rel} -> ${spec}`);
+    }
+  }
+  assert.deepEqual(offenders, []);
+});
+
+test('each adapter loads only its own framework, and the package exports it as a sub-path', () => {
+  const frameworks: Record<string, string[]> = { 'ai-sdk': ['ai'], langchain: ['@langchain/core/messages', '@langchain/core/tools'], openai: ['openai/resources/chat/completions', 'openai/resources/responses/responses'], mcp: [] };
+  const shared = ['descriptor', 'grants', 'tool-folders', 'index'];
+  for (const file of sources(join(ROOT, 'src', 'adapters'))) {
+    const name = relative(join(ROOT, 'src', 'adapters'), file).replace(/\.ts$/, '');
+    const external = importsOf(file).filter((s) => !s.startsWith('.') && !s.startsWith('node:') && !['zod', 'pino'].includes(s) && !s.startsWith('@modelcontextprotocol/sdk/'));
+    assert.deepEqual(external.sort(), shared.includes(name) ? [] : [...(frameworks[name] ?? ['?'])].sort(), name);
+  }
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
+    exports: Record<string, { source: string; types: string; default: string }>;
+    peerDependencies: Record<string, string>;
+    peerDependenciesMeta: Record<string, { optional: boolean }>;
+  };
+  for (const name of Object.keys(frameworks)) {
+    assert.deepEqual(pkg.exports[`./${name}`], { source: `./src/adapters/${name}.ts`, types: `./dist/adapters/${name}.d.ts`, default: `./dist/adapters/${name}.js` });
+  }
+  for (const peer of ['ai', '@langchain/core', 'openai']) {
+    assert.ok(pkg.peerDependencies[peer] !== undefined, peer);
+    assert.deepEqual(pkg.peerDependenciesMeta[peer], { optional: true });
+  }
 });
