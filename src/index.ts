@@ -17,7 +17,7 @@
  */
 
 // The runtime
-export { createRuntime, Runtime, DEFAULT_POLICY_NAME, type RuntimeOptions, type InvokeOptions, type InvokeResult, type InvokeStats, type RuntimeEvents } from './runtime.ts';
+export { createRuntime, Runtime, DEFAULT_POLICY_NAME, type RuntimeOptions, type InvokeOptions, type InvokeResult, type InvokeStats, type RuntimeEvents, type Approver, type ApprovalRequest, type ApprovalDecision } from './runtime.ts';
 export { AuthorityError, ErrorCode, isErrorCode, toAuthorityError, type AuthorityErrorOptions } from './errors.ts';
 export { resolveDataDir, dataPaths, DEFAULT_DATA_DIR } from './data-dir.ts';
 

@@ -34,8 +34,8 @@ import {
 } from './capability/index.ts';
 import { dataPaths, ensurePrivateDir, resolveDataDir } from './data-dir.ts';
 import { AuthorityError, ErrorCode } from './errors.ts';
-import { Gate, type Denial, type RunContext } from './gate/index.ts';
-import type { Decision, HostCall, HostReply } from './gate/types.ts';
+import { Gate, type CanonicalCall, type Denial, type RunContext } from './gate/index.ts';
+import type { Decision, HostCall, HostOp, HostReply } from './gate/types.ts';
 import { HostFs, HttpClient, SecretStore, type HttpClientOptions, type SecretStoreOptions } from './host/index.ts';
 import { Limiter, MemoryLimitStore, type LimitStore, type Reservation } from './limits/index.ts';
 import { Policy, loadPolicy, loadPolicyFile } from './policy/index.ts';
@@ -92,6 +92,12 @@ export interface RuntimeOptions {
   requireToolGrant?: boolean;
   /** Most grants one invocation may carry. Default 64. */
   maxGrants?: number;
+  /**
+   * Who approves what the policy's `approvals` section marks (a tool's
+   * invocations, or host operations). Without one, such requests are denied
+   * with `E_APPROVAL_REQUIRED`. `InvokeOptions.approve` overrides it per call.
+   */
+  approve?: Approver | undefined;
   /** Clock (tests). */
   now?: () => number;
 }
@@ -102,8 +108,63 @@ export interface InvokeOptions {
   /** The run this invocation belongs to (an agent session); budgets and revocations by run apply. Default: a fresh id. */
   runId?: string;
   /** Lower this invocation's deadline below the tool's. */
-  timeoutMs?: number;
+  timeoutMs?: number | undefined;
+  /** The approver for this invocation (e.g. an MCP session's user); default `RuntimeOptions.approve`. */
+  approve?: Approver | undefined;
 }
+
+/**
+ * A request for a person (or a program acting for one) to approve one
+ * invocation or one host call, because the policy's `approvals` section
+ * names it. Asked only after every other check has allowed it.
+ */
+export interface ApprovalRequest {
+  /** `tool.invoke` for an invocation; else the host operation, e.g. `fs.write`. */
+  op: 'tool.invoke' | HostOp;
+  tool: string;
+  runId: string;
+  /** The tool's name (tool.invoke), the canonical real path (fs), the URL (http.fetch) or the secret's name. */
+  target: string;
+  /** http.fetch: the method. */
+  method?: string | undefined;
+  /** fs.write: the number of bytes to write. */
+  bytes?: number | undefined;
+  /** tool.invoke: the input the tool would run on. */
+  input?: unknown;
+  /** The rule that asks for approval, e.g. `approvals.ops[0]`. */
+  rule: string;
+  /** Why, in words: `approvals.tools[0] 'deploy-*' matches deploy-prod`. */
+  reason: string;
+  /** Epoch ms after which an answer no longer counts (the policy's `approvals.timeout_ms`, or the run's deadline). */
+  deadline: number;
+  /** Aborted when the answer is no longer wanted (deadline passed, run ended, runtime halted). */
+  signal: AbortSignal;
+}
+
+/** An approver's answer. `by` names who decided; it is written to the audit log (at most 128 characters, never a secret). */
+export interface ApprovalDecision {
+  approved: boolean;
+  by: string;
+  reason?: string | undefined;
+}
+
+/**
+ * Decides approval requests. Resolve `{ approved: false }` to refuse
+ * (`E_APPROVAL_DENIED`); throw `AuthorityError(E_APPROVAL_REQUIRED, why)` when
+ * nobody can be asked. Anything else thrown, a malformed answer, or no answer
+ * before the deadline is a deny (fail closed).
+ *
+ * @example
+ * ```ts
+ * const rt = await createRuntime({
+ *   policy: { version: '1.0', tools: { allow: ['*'] }, approvals: { tools: ['deploy-*'] } },
+ *   approve: async (req) => ({ approved: await askOnSlack(req.reason), by: 'oncall@example.com' }),
+ * });
+ * ```
+ */
+export type Approver = (request: ApprovalRequest) => ApprovalDecision | Promise<ApprovalDecision>;
+
+const APPROVER_NAME_MAX = 128;
 
 export interface InvokeResult {
   ok: true;
@@ -204,6 +265,10 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
   readonly #ajv = new Ajv2020({ strict: false, allErrors: false, validateFormats: false });
   readonly #slots = new Map<string, Slots>();
   readonly #running = new Set<AbortController>();
+  /** The approver of each run in progress (the gate hands back the run's context). */
+  readonly #approvers = new WeakMap<RunContext, Approver | undefined>();
+  /** Aborted by halt() and close(): approvals still waited for at admission stop. */
+  readonly #stopping = new AbortController();
   readonly #opts: RuntimeOptions;
   #halted: string | undefined;
   #closed = false;
@@ -244,6 +309,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
       secrets: parts.secrets,
       logger: parts.logger,
       onAuditFailure: (err) => this.#onAuditFailure(err),
+      approve: (ctx, call) => this.#approveCall(ctx, call),
     });
     this.#registry = new Registry({
       cacheDir: parts.opts.cacheDir ?? dataPaths(parts.dataDir).cacheDir,
@@ -276,14 +342,21 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     if (this.#halted !== undefined) return true;
     const file = dataPaths(this.dataDir).haltFile;
     if (!existsSync(file)) return false;
-    let reason = 'halted by the HALT file';
+    // `authority halt` writes JSON with a reason; a file made by hand may hold a line of text, or nothing.
+    let said = '';
     try {
-      const doc = JSON.parse(readFileSync(file, 'utf8')) as { reason?: unknown };
-      if (typeof doc.reason === 'string') reason = doc.reason;
+      const text = readFileSync(file, 'utf8');
+      let reason: unknown;
+      try {
+        reason = (JSON.parse(text) as { reason?: unknown }).reason;
+      } catch {
+        reason = undefined;
+      }
+      said = (typeof reason === 'string' ? reason : (text.split('\n')[0] ?? '')).trim().slice(0, 200);
     } catch {
       // An unreadable HALT file still halts: fail closed.
     }
-    void this.halt(`${reason} (${file})`);
+    void this.halt(`halt file ${file}${said ? `: ${said}` : ''}`);
     return true;
   }
 
@@ -296,6 +369,11 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
   setPolicy(policy: Policy): void {
     this.#policy = policy;
     this.#limiter = new Limiter(policy.limiterConfig(), this.#store);
+  }
+
+  /** The approver given at creation (`RuntimeOptions.approve`), if any. */
+  get approver(): Approver | undefined {
+    return this.#opts.approve;
   }
 
   /** Whether `halt()` was called, and why. */
@@ -410,7 +488,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     return v;
   }
 
-  async #admit(tool: ToolInfo, runId: string, grants: GrantSet, input: unknown): Promise<(Decision & { tokenId?: string | undefined; reservation?: Reservation | undefined })> {
+  async #admit(tool: ToolInfo, runId: string, grants: GrantSet, input: unknown, approver: Approver | undefined): Promise<(Decision & { tokenId?: string | undefined; reservation?: Reservation | undefined })> {
     const policy = this.#policy.decide({ op: 'tool.invoke', name: tool.name });
     if (!policy.allow) {
       if (this.#policy.name === DEFAULT_POLICY_NAME) return { ...policy, reason: `${policy.reason}; no policy was given, so everything is denied (pass one: RuntimeOptions.policy, --policy FILE, or <data-dir>/policy.json)` };
@@ -434,7 +512,102 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     if (!rate.allow) return { ...rate, tokenId };
     const { decision, reservation } = await this.#limiter.reserve({ runId, tool: tool.name, tokenId }, { op: 'tool.invoke' });
     if (!decision.allow) return { ...decision, tokenId };
-    return { allow: true, reason: `${policy.reason}`, tokenId, reservation };
+    const needs = this.#policy.approvalFor({ op: 'tool.invoke', name: tool.name });
+    if (needs === undefined) return { allow: true, reason: `${policy.reason}`, tokenId, reservation };
+    let approval: Decision;
+    try {
+      approval = await this.#approve(approver, { op: 'tool.invoke', tool: tool.name, toolDigest: tool.digest, runId, target: tool.name, input, ...needs }, { signal: this.#stopping.signal });
+    } catch (e) {
+      if (reservation) await this.#limiter.cancel(reservation).catch(() => {});
+      throw e;
+    }
+    if (!approval.allow) {
+      if (reservation) await this.#limiter.cancel(reservation).catch(() => {});
+      return { ...approval, tokenId };
+    }
+    return { allow: true, reason: `${policy.reason}; ${approval.reason}`, tokenId, reservation };
+  }
+
+  /** The gate's stage 5b: undefined when the call needs no approval. */
+  #approveCall(ctx: RunContext, call: CanonicalCall): Promise<Decision> | undefined {
+    const needs = this.#policy.approvalFor({ op: call.op });
+    if (needs === undefined) return undefined;
+    const target = call.op === 'http.fetch' ? call.url.href : call.op === 'secrets.get' ? call.name : call.real;
+    return this.#approve(
+      this.#approvers.get(ctx),
+      {
+        op: call.op,
+        tool: ctx.tool.name,
+        toolDigest: ctx.tool.digest,
+        runId: ctx.runId,
+        target,
+        method: call.op === 'http.fetch' ? call.method : undefined,
+        bytes: call.op === 'fs.write' ? call.data.length : undefined,
+        ...needs,
+      },
+      { deadline: ctx.deadline, signal: ctx.signal },
+    );
+  }
+
+  /**
+   * Ask the approver, bounded by the policy's approval timeout (and the run's
+   * deadline and signal), and audit the answer as an `approval` record before
+   * the request goes on. Every failure to get a clear yes is a deny.
+   */
+  async #approve(
+    approver: Approver | undefined,
+    req: Omit<ApprovalRequest, 'deadline' | 'signal'> & { toolDigest: string },
+    bound: { deadline?: number; signal?: AbortSignal } = {},
+  ): Promise<Decision> {
+    const { toolDigest, ...request } = req;
+    const what = request.op === 'tool.invoke' ? `invoking ${request.tool}` : `${request.op}${request.method === undefined ? '' : ` ${request.method}`} ${request.target.slice(0, 256)} by ${request.tool}`;
+    const deadline = Math.min(Date.now() + this.#policy.approvalTimeoutMs, bound.deadline ?? Number.POSITIVE_INFINITY);
+    let by = 'none';
+    let decision: Decision;
+    if (approver === undefined) {
+      decision = { allow: false, code: ErrorCode.APPROVAL_REQUIRED, reason: `${what} needs approval (${request.reason}), and no approver is configured`, rule: request.rule };
+    } else {
+      const controller = new AbortController();
+      const onAbort = (): void => controller.abort(bound.signal?.reason);
+      bound.signal?.addEventListener('abort', onAbort, { once: true });
+      if (bound.signal?.aborted === true) controller.abort(bound.signal.reason);
+      let timer: NodeJS.Timeout | undefined;
+      const expired = new Promise<never>((_, reject) => {
+        const fail = (): void => reject(new AuthorityError(ErrorCode.APPROVAL_REQUIRED, `no answer to the approval request for ${what} in time`));
+        if (controller.signal.aborted) return fail();
+        controller.signal.addEventListener('abort', fail, { once: true });
+        timer = setTimeout(() => controller.abort(new Error('approval timed out')), Math.max(0, deadline - Date.now()));
+      });
+      expired.catch(() => {});
+      try {
+        const answer: unknown = await Promise.race([Promise.resolve().then(() => approver({ ...request, deadline, signal: controller.signal })), expired]);
+        if (!isApprovalDecision(answer)) throw new AuthorityError(ErrorCode.APPROVAL_REQUIRED, `the approver gave no valid answer for ${what} (expected { approved: boolean, by: string of 1-${APPROVER_NAME_MAX} characters })`);
+        by = answer.by;
+        const why = typeof answer.reason === 'string' && answer.reason.length > 0 ? `: ${answer.reason.slice(0, 256)}` : '';
+        decision = answer.approved
+          ? { allow: true, reason: `approved by ${by}${why}`, rule: request.rule }
+          : { allow: false, code: ErrorCode.APPROVAL_DENIED, reason: `${what} was refused by ${by}${why}`, rule: request.rule };
+      } catch (e) {
+        const err = e instanceof AuthorityError && (e.code === ErrorCode.APPROVAL_REQUIRED || e.code === ErrorCode.APPROVAL_DENIED) ? e : undefined;
+        decision = { allow: false, code: err?.code ?? ErrorCode.APPROVAL_REQUIRED, reason: err?.message ?? `the approver failed for ${what}: ${e instanceof Error ? e.message : String(e)}`, rule: request.rule };
+      } finally {
+        clearTimeout(timer);
+        bound.signal?.removeEventListener('abort', onAbort);
+        controller.abort();
+      }
+    }
+    await this.audit.append({
+      kind: 'approval',
+      runId: request.runId,
+      tool: request.tool,
+      toolDigest: `sha256:${toolDigest}`,
+      op: request.op,
+      decision: decision.allow ? 'allow' : 'deny',
+      code: decision.allow ? 'ok' : decision.code,
+      reason: decision.reason.slice(0, 1024),
+      detail: { by, rule: request.rule, target: request.target.slice(0, 512) },
+    });
+    return decision;
   }
 
   /**
@@ -467,7 +640,8 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     const requestHash = hashRequest({ tool: name, digest: tool.digest, input: inputText });
     const grantIds = grants.summary().map((g) => g.tokenId ?? `#${g.index}:invalid`);
 
-    const admission = await this.#admit(tool, runId, grants, input ?? {});
+    const approver = opts.approve ?? this.#opts.approve;
+    const admission = await this.#admit(tool, runId, grants, input ?? {}, approver);
     if (!admission.allow) {
       const receipt = await this.#record({ ...base, kind: 'invoke.start', decision: 'deny', code: admission.code, reason: admission.reason.slice(0, 1024), tokenId: admission.tokenId, requestHash, detail: { grants: grantIds } });
       throw new AuthorityError(admission.code, admission.reason, { data: { tool: name, runId, audit: { start: receipt.seq, end: receipt.seq }, ...(admission.retryAfterMs === undefined ? {} : { retryAfterMs: admission.retryAfterMs }) } });
@@ -499,6 +673,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
       maxHostCalls: tool.limits.maxHostCalls,
       stop: (err) => controller.abort(err),
     };
+    this.#approvers.set(ctx, approver);
     let startReceipt: AuditReceipt;
     let outcome: RunOutcome;
     const inFlight = new Set<Promise<HostReply>>();
@@ -620,6 +795,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     await this.audit.append({ kind: 'halt', decision: 'deny', code: ErrorCode.HALTED, reason: reason.slice(0, 1024), detail: this.#pool.load }).catch((e: unknown) => {
       this.logger.error({ err: e }, 'could not record the halt');
     });
+    this.#stopping.abort();
     for (const c of this.#running) c.abort(new AuthorityError(ErrorCode.HALTED, `the runtime was halted: ${reason}`));
     await this.#pool.close(reason);
     this.emit('halted', { reason });
@@ -630,6 +806,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#haltWatch);
+    this.#stopping.abort();
     for (const c of this.#running) c.abort();
     await this.#pool.close(this.#halted ?? 'closed');
     await this.#http.close();
@@ -640,6 +817,12 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     if (this.#closed) throw new AuthorityError(ErrorCode.HALTED, 'the runtime is closed');
     if (this.#halted !== undefined) throw new AuthorityError(ErrorCode.HALTED, `the runtime is halted: ${this.#halted}`);
   }
+}
+
+function isApprovalDecision(v: unknown): v is ApprovalDecision {
+  if (typeof v !== 'object' || v === null) return false;
+  const d = v as Record<string, unknown>;
+  return typeof d['approved'] === 'boolean' && typeof d['by'] === 'string' && d['by'].length > 0 && d['by'].length <= APPROVER_NAME_MAX && (d['reason'] === undefined || typeof d['reason'] === 'string');
 }
 
 function endMessage(outcome: RunOutcome): string {

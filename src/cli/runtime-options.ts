@@ -8,7 +8,7 @@ import pino from 'pino';
 import { dataPaths, resolveDataDir } from '../data-dir.ts';
 import { AuthorityError, ErrorCode } from '../errors.ts';
 import { SecretStore } from '../host/index.ts';
-import { createRuntime, type Runtime } from '../runtime.ts';
+import { createRuntime, type Runtime, type RuntimeOptions } from '../runtime.ts';
 import type { CliIO } from './types.ts';
 
 export const RUNTIME_FLAGS = {
@@ -46,7 +46,7 @@ function secretEnv(pairs: readonly string[]): Record<string, { env: string }> {
 }
 
 /** Open a runtime as the CLI flags describe it. */
-export async function openRuntime(flags: RuntimeFlags, io: CliIO, extra: { requireToolGrant?: boolean } = {}): Promise<Runtime> {
+export async function openRuntime(flags: RuntimeFlags, io: CliIO, extra: Pick<RuntimeOptions, 'requireToolGrant' | 'approve' | 'limits' | 'cacheDir'> = {}): Promise<Runtime> {
   const dataDir = resolveDataDir(flags['data-dir'], io.env, io.cwd);
   const defaultPolicy = dataPaths(dataDir).policy;
   const policy = flags.policy !== undefined ? resolve(io.cwd, flags.policy) : existsSync(defaultPolicy) ? defaultPolicy : undefined;
@@ -56,7 +56,7 @@ export async function openRuntime(flags: RuntimeFlags, io: CliIO, extra: { requi
     policy,
     logger,
     secrets: SecretStore.load({ file: dataPaths(dataDir).secrets, fileOptional: true, env: secretEnv(flags['secret-env'] ?? []), environment: io.env }),
-    requireToolGrant: extra.requireToolGrant,
+    ...extra,
   });
 }
 

@@ -6,6 +6,7 @@
  *   3 policy (the deployment ceiling)  -> E_POLICY_DENY
  *   4 rate limits                      -> E_RATE_LIMITED
  *   5 budgets: reserve                 -> E_BUDGET_EXCEEDED
+ *   5b approval, if the policy asks    -> E_APPROVAL_REQUIRED / _DENIED
  *   6 audit: intent, durable before the effect
  *   7 effect (src/host)
  *   8 audit: outcome, durable before the reply
@@ -41,6 +42,12 @@ export interface GateDeps {
   logger: Logger;
   /** Called when the audit log fails: nothing can be recorded, so nothing may run. */
   onAuditFailure?: (error: AuthorityError) => void;
+  /**
+   * Stage 5b, approvals: asked after every check has allowed a call (and
+   * before its intent record). `undefined` when the call needs no approval;
+   * else a promise of the decision, which the function has audited itself.
+   */
+  approve?: ((ctx: RunContext, call: CanonicalCall) => Promise<Decision> | undefined) | undefined;
 }
 
 /** What the gate knows about the run a call belongs to. */
@@ -259,7 +266,22 @@ export class Gate {
     if (!budget.allow || reservation === undefined) {
       return { ...((budget.allow ? { allow: false, code: ErrorCode.INTERNAL, reason: 'no reservation' } : budget) as Denied), tokenId: cap.tokenId };
     }
-    return { allow: true, tokenId: cap.tokenId, policy: pd, reservation, reason: `${cap.reason}; ${pd.reason}` };
+
+    // 5b approval (only for calls the policy marks as needing one; no await otherwise, this is the hot path)
+    let approval: Decision | undefined;
+    try {
+      const pending = this.#d.approve?.(ctx, call);
+      if (pending !== undefined) approval = await pending;
+    } catch (e) {
+      await limiter.cancel(reservation).catch(() => {});
+      throw e;
+    }
+    if (approval !== undefined && !approval.allow) {
+      await limiter.cancel(reservation).catch(() => {});
+      return { ...approval, tokenId: cap.tokenId };
+    }
+    const approved = approval === undefined ? '' : `; ${approval.reason}`;
+    return { allow: true, tokenId: cap.tokenId, policy: pd, reservation, reason: `${cap.reason}; ${pd.reason}${approved}` };
   }
 
   async #deny(ctx: RunContext, op: string, facts: { hash: string; detail: AuditDetail }, d: Denied): Promise<HostReply> {

@@ -16,8 +16,11 @@ export {
   type PolicyDecision,
   type PolicyCaps,
   type PolicyIssue,
+  type PolicyApprovals,
+  type ApprovalRule,
+  type ApprovalSubject,
 } from './policy.ts';
-export { PolicySchema, POLICY_VERSION, MAX_RULES, TOOL_NAME, SECRET_NAME, CAP_CEILINGS, parseBytes } from './schema.ts';
+export { PolicySchema, POLICY_VERSION, DEFAULT_APPROVAL_TIMEOUT_MS, MAX_RULES, TOOL_NAME, SECRET_NAME, CAP_CEILINGS, parseBytes } from './schema.ts';
 export { canonicalisePath, resolvePath, resolvePathSync, MAX_PATH_BYTES, MAX_SYMLINK_HOPS, type ResolveOptions } from './paths.ts';
 export { canonicaliseUrl, canonicaliseHostName, isLoopbackName, MAX_URL_LENGTH, type CanonicalUrl, type HostKind } from './url.ts';
 export {

@@ -16,7 +16,7 @@ import { JsonSyntaxError, formatPath, parseJsonSource, type JsonPath, type Posit
 import { formatOrigin, hostMatches, parseHostPattern } from './net-rules.ts';
 import { PathRuleSet, type PathRuleHit } from './path-rules.ts';
 import { DEFAULT_CAPS, Policy, type PolicyIssue, type SecretEntry } from './policy.ts';
-import { PolicySchema, type Parsed, type ParsedPolicy } from './schema.ts';
+import { DEFAULT_APPROVAL_TIMEOUT_MS, PolicySchema, type Parsed, type ParsedPolicy } from './schema.ts';
 import { canonicaliseUrl } from './url.ts';
 
 /** Largest policy file read. */
@@ -111,6 +111,7 @@ const KNOWN_KEYS: Readonly<Record<string, readonly string[]>> = {
   limits: Object.keys(PolicySchema.shape.limits.unwrap().shape),
   'limits.*': ['rate', 'burst'],
   budgets: Object.keys(PolicySchema.shape.budgets.unwrap().shape),
+  approvals: Object.keys(PolicySchema.shape.approvals.unwrap().shape),
   'budgets.shared': Object.keys(PolicySchema.shape.budgets.unwrap().shape.shared.unwrap().shape),
 };
 
@@ -228,6 +229,7 @@ function build(document: unknown, source: string | undefined, located: Located |
   const fsDeny = globs(['fs', 'deny'], doc.fs?.deny);
   const toolsAllow = globs(['tools', 'allow'], doc.tools?.allow);
   const toolsDeny = globs(['tools', 'deny'], doc.tools?.deny);
+  const approvalTools = globs(['approvals', 'tools'], doc.approvals?.tools);
   const readSet = new PathRuleSet(fsRead, true);
   const writeSet = new PathRuleSet(fsWrite, false);
   const denySet = new PathRuleSet(fsDeny, true);
@@ -291,6 +293,11 @@ function build(document: unknown, source: string | undefined, located: Located |
     limits,
     runBudgets: Object.freeze({ ...runBudgets, wall_time_ms }) as BudgetLimits & { wall_time_ms?: number },
     sharedBudgets: Object.freeze({ ...(shared ?? {}) }),
+    approvals: Object.freeze({
+      tools: Object.freeze(approvalTools),
+      ops: Object.freeze([...(doc.approvals?.ops ?? [])]),
+      timeoutMs: doc.approvals?.timeout_ms ?? DEFAULT_APPROVAL_TIMEOUT_MS,
+    }),
     warnings: frozenWarnings,
   });
   return Object.freeze({ policy, warnings: frozenWarnings });

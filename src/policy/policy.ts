@@ -5,7 +5,7 @@
  * @module
  */
 import { AuthorityError, ErrorCode } from '../errors.ts';
-import type { Decision, HostCall } from '../gate/types.ts';
+import type { Decision, HostCall, HostOp } from '../gate/types.ts';
 import type { BudgetLimits, LimiterConfig, RateLimits } from '../limits/limiter.ts';
 import type { CompiledNameGlob } from './glob.ts';
 import { PathView, nameGlobMatches } from './glob.ts';
@@ -112,8 +112,29 @@ export interface CompiledPolicy {
   readonly limits: RateLimits;
   readonly runBudgets: BudgetLimits & { readonly wall_time_ms?: number | undefined };
   readonly sharedBudgets: BudgetLimits;
+  readonly approvals: PolicyApprovals;
   readonly warnings: readonly PolicyIssue[];
 }
+
+/** The policy's `approvals` section, compiled. */
+export interface PolicyApprovals {
+  /** Tools whose every invocation needs an approval. */
+  readonly tools: readonly CompiledNameGlob[];
+  /** Host operations each call of which needs an approval. */
+  readonly ops: readonly HostOp[];
+  /** Longest wait for an answer; no answer in time is a deny. */
+  readonly timeoutMs: number;
+}
+
+/** Why a request needs an approval: the rule that says so. */
+export interface ApprovalRule {
+  /** e.g. `approvals.tools[0]` or `approvals.ops[1]`. */
+  readonly rule: string;
+  readonly reason: string;
+}
+
+/** What may need an approval: an invocation of a tool, or one host call. */
+export type ApprovalSubject = { readonly op: 'tool.invoke'; readonly name: string } | { readonly op: HostOp };
 
 const READ_OPS: ReadonlySet<string> = new Set(['fs.read', 'fs.list', 'fs.stat']);
 const TOOL_CACHE_MAX = 4096;
@@ -154,6 +175,8 @@ export class Policy {
   readonly caps: PolicyCaps;
   readonly limits: RateLimits;
   readonly budgets: { readonly run: CompiledPolicy['runBudgets']; readonly shared: BudgetLimits };
+  /** Longest wait for an approval (`approvals.timeout_ms`). */
+  readonly approvalTimeoutMs: number;
   /** Problems found at load that do not stop it loading. */
   readonly warnings: readonly PolicyIssue[];
   readonly #c: CompiledPolicy;
@@ -167,8 +190,32 @@ export class Policy {
     this.caps = compiled.caps;
     this.limits = compiled.limits;
     this.budgets = Object.freeze({ run: compiled.runBudgets, shared: compiled.sharedBudgets });
+    this.approvalTimeoutMs = compiled.approvals.timeoutMs;
     this.warnings = compiled.warnings;
     Object.freeze(this);
+  }
+
+  /**
+   * Whether a request needs an approval before it proceeds, and by which
+   * rule. Asked only after every other check has allowed the request.
+   *
+   * @example
+   * ```ts
+   * const { policy } = loadPolicy({ version: '1.0', approvals: { tools: ['deploy-*'], ops: ['fs.write'] } });
+   * policy.approvalFor({ op: 'tool.invoke', name: 'deploy-prod' }); // { rule: 'approvals.tools[0]', ... }
+   * policy.approvalFor({ op: 'fs.read' });                          // undefined
+   * ```
+   */
+  approvalFor(subject: ApprovalSubject): ApprovalRule | undefined {
+    const a = this.#c.approvals;
+    if (subject.op === 'tool.invoke') {
+      const i = a.tools.findIndex((g) => nameGlobMatches(g, subject.name));
+      if (i < 0) return undefined;
+      return { rule: `approvals.tools[${i}]`, reason: `approvals.tools[${i}] ${quote((a.tools[i] as CompiledNameGlob).source)} matches ${subject.name}` };
+    }
+    const i = a.ops.indexOf(subject.op);
+    if (i < 0) return undefined;
+    return { rule: `approvals.ops[${i}]`, reason: `approvals.ops[${i}] names ${subject.op}` };
   }
 
   /**

@@ -5,6 +5,7 @@
  * @module
  */
 import { z } from 'zod';
+import { HOST_OPS, type HostOp } from '../gate/types.ts';
 import { parseRate, type RateSpec } from '../limits/rate.ts';
 import { compileNameGlob, compilePathGlob, type CompiledNameGlob, type CompiledPathGlob } from './glob.ts';
 import { parseHostPattern, parseNetRule, parseSecretHost, type NetRule, type SecretHost } from './net-rules.ts';
@@ -175,6 +176,13 @@ const exactHost = z.string().refine(
   { error: 'limits.hosts keys are exact host names or IP addresses (no wildcards)' },
 );
 
+const hostOp = leaf((v): HostOp | { problem: string } =>
+  typeof v === 'string' && (HOST_OPS as readonly string[]).includes(v) ? (v as HostOp) : problem(`expected a host operation (one of ${HOST_OPS.join(', ')}), got ${JSON.stringify(v) ?? typeName(v)}`),
+);
+
+/** Longest an approval may be waited for: the same ceiling as any other timeout. */
+export const DEFAULT_APPROVAL_TIMEOUT_MS = 120_000;
+
 const budgetFields = {
   tool_calls: int(0, Number.MAX_SAFE_INTEGER).optional(),
   host_calls: int(0, Number.MAX_SAFE_INTEGER).optional(),
@@ -229,6 +237,13 @@ export const PolicySchema = z.strictObject({
       invocations: rateField.optional(),
       per_token: rateField.optional(),
       hosts: z.record(exactHost, rateField).optional(),
+    })
+    .optional(),
+  approvals: z
+    .strictObject({
+      tools: list(toolGlob, 'tool names or globs').optional(),
+      ops: list(hostOp, 'host operations').optional(),
+      timeout_ms: int(1, CAP_CEILINGS.timeoutMs).optional(),
     })
     .optional(),
   budgets: z

@@ -4,6 +4,7 @@ import { buildCommand } from './build.ts';
 import { haltCommand } from './halt.ts';
 import { capCommand } from './cap.ts';
 import { keysCommand } from './keys.ts';
+import { mcpCommand } from './mcp.ts';
 import { policyCommand } from './policy.ts';
 import { runCommand } from './run.ts';
 import { toolsCommand } from './tools.ts';
@@ -18,4 +19,5 @@ export const commands: readonly Command[] = [
   policyCommand,
   auditCommand,
   haltCommand,
+  mcpCommand,
 ];
