@@ -28,7 +28,7 @@ starting while it exists.
 
   --grants FILE        capability claims for each session (JSON; see docs/embedding.md)
   --run ID             the session's run id (default: mcp-<random>)
-  --halt-file FILE     the stop switch file (default <data-dir>/HALT, as `authority halt` writes it)
+  --halt-file FILE     the stop switch file (default <data-dir>/HALT, as authority halt writes it)
   --tool-timeout MS    deadline of every tool call (default 10000); approvals
                        of host calls must come within it
   --cache-dir DIR      compile cache (default <data-dir>/cache)
