@@ -33,7 +33,7 @@ import {
   type TokenInfo,
 } from './capability/index.ts';
 import { dataPaths, ensurePrivateDir, resolveDataDir } from './data-dir.ts';
-import { AuthorityError, ErrorCode } from './errors.ts';
+import { AuthorityError, ErrorCode, toAuthorityError } from './errors.ts';
 import { Gate, type CanonicalCall, type Denial, type RunContext } from './gate/index.ts';
 import type { Decision, HostCall, HostOp, HostReply } from './gate/types.ts';
 import { HostFs, HttpClient, SecretStore, type HttpClientOptions, type SecretStoreOptions } from './host/index.ts';
@@ -776,6 +776,16 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
         ...(output === undefined ? {} : { outputBytes: Buffer.byteLength(output) }),
       },
     });
+    // Without fsync, appends do not wait for their writes: the caller still sees the result only once its records reached the OS.
+    if (this.audit.durability === 'none') {
+      try {
+        await this.audit.flushed();
+      } catch (e) {
+        const err = toAuthorityError(e, ErrorCode.AUDIT_WRITE);
+        this.#onAuditFailure(err);
+        throw err;
+      }
+    }
     const audit = { start: startReceipt.seq, end: endReceipt.seq };
     if (error !== undefined) {
       log.info({ code: error.code }, 'invocation failed');

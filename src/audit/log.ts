@@ -38,14 +38,16 @@ import { ensurePublicKeyFile, loadOrCreateSigningKey, signerFromKey, type AuditS
 
 /**
  * `'fsync'` (default): an append resolves once fdatasync covered its record.
- * `'none'`: an append resolves once the record is written to the OS (in the
- * same turn of the event loop: no thread-pool round trip); it is never
- * fdatasync'd, so a crash of the machine (not just the process) can lose
- * acknowledged records, and the log can then end before its latest
+ * `'none'`: an append resolves at once; records are written in order, a
+ * batch per turn of the event loop, and never fdatasync'd (`flushed()`
+ * waits for the writes). A crash of the process can lose the last records, a
+ * crash of the machine more, and the log can then end before its latest
  * checkpoint, which the next open refuses. Only for tests, benchmarks, tmpfs,
  * or an operator who accepts that loss.
  */
 export type AuditDurability = 'fsync' | 'none';
+
+const NOOP = (): void => {};
 
 export interface AuditLogOptions extends AuditLocation {
   /** Ed25519 private key (KeyObject or PKCS#8 PEM). Default: `dataPaths(dir).auditSigningKey`, created 0600 if missing. */
@@ -389,10 +391,31 @@ export class AuditLog {
     this.#prevHash = hash;
     this.#assignedEnd += built.bytes;
     const end = this.#assignedEnd;
+    if (this.durability === 'none') {
+      // Nothing is promised about the disk: acknowledge now, write in order at the end of this turn.
+      // `flushed()` waits for the writes; a write failure stops the log and every later append fails.
+      this.#queue.push({ text, seq, hash, end, resolve: NOOP, reject: NOOP });
+      this.#schedule();
+      return Promise.resolve({ seq, hash });
+    }
     return new Promise<AuditReceipt>((resolve, reject) => {
       this.#queue.push({ text, seq, hash, end, resolve, reject });
       this.#schedule();
     });
+  }
+
+  /**
+   * Resolves once every record appended so far is written (and with
+   * `'fsync'`, synced); rejects with E_AUDIT_WRITE if the log failed. With
+   * `'none'` an append does not wait for its write, so a caller that must
+   * know its records reached the OS (the end of an invocation) awaits this.
+   */
+  async flushed(): Promise<void> {
+    while (this.#flushing || this.#scheduled || this.#queue.length > 0) {
+      if (this.#failure !== null) break;
+      await new Promise<void>((r) => this.#idleWaiters.push(r));
+    }
+    if (this.#failure !== null) throw this.#failure;
   }
 
   /** Counters for monitoring and benchmarks. */
@@ -475,13 +498,9 @@ export class AuditLog {
   #schedule(): void {
     if (this.#flushing || this.#scheduled) return;
     this.#scheduled = true;
-    if (this.durability === 'none' && this.#io.writeSync !== undefined) {
-      // No sync to share: write at the end of this turn, with whatever else was appended in it.
-      queueMicrotask(() => void this.#flush());
-      return;
-    }
     // Defer to let every caller woken by the last acknowledgement append first:
-    // their records then share the next sync instead of trickling in one by one.
+    // their records then share the next write and sync instead of trickling in
+    // one by one (without fsync nobody waits for the write, so it batches too).
     setImmediate(() => void this.#flush());
   }
 

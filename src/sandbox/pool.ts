@@ -8,7 +8,7 @@ import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from '
 import { AuthorityError, ErrorCode } from '../errors.ts';
 import type { HostCall, HostReply } from '../gate/types.ts';
 import type { CompiledTool } from '../registry/compile.ts';
-import { BRIDGE_SLOTS, CLOSED, REP_SEQ, REQ_SEQ, type BridgeRequest, type FromWorker, type RunEnd, type ToWorker } from './protocol.ts';
+import { BRIDGE_SLOTS, CLOSED, REP_SEQ, REQ_SEQ, SPIN_US, type BridgeRequest, type FromWorker, type RunEnd, type ToWorker } from './protocol.ts';
 
 export interface PoolOptions {
   /** Number of workers kept warm. Default: the number of CPUs. */
@@ -17,9 +17,17 @@ export interface PoolOptions {
   maxQueue?: number;
   /** JS heap cap of each worker, in MiB (wasm memory is capped separately, per tool). Default 256. */
   heapLimitMb?: number;
-  /** Busy-wait iterations before a worker sleeps waiting for a host reply. Default 20,000 (~30-60 us). */
-  spinIterations?: number;
-  /** Microseconds the main thread keeps watching a running guest's bridge after a reply before it sleeps. Default 50; 0 disables. */
+  /**
+   * The most a worker spins (microseconds) waiting for a host reply before it
+   * sleeps; it spins about twice the recent reply time, up to this. Default
+   * 300; 0 disables. No thread spins while threads outnumber cores.
+   */
+  workerSpinUs?: number;
+  /**
+   * The most the main thread watches a running guest's bridge after a reply
+   * (microseconds) before it sleeps; it watches about twice the recent gap
+   * between a reply and the next request, up to this. Default 200; 0 disables.
+   */
   mainSpinUs?: number;
 }
 
@@ -96,12 +104,13 @@ class PoolWorker {
   constructor(opts: Required<PoolOptions>, onMessage: (w: PoolWorker, msg: FromWorker) => void, onExit: (w: PoolWorker, why: string) => void) {
     const bridge = new SharedArrayBuffer(BRIDGE_SLOTS * 4);
     this.signal = new Int32Array(bridge);
+    Atomics.store(this.signal, SPIN_US, opts.workerSpinUs);
     const { port1, port2 } = new MessageChannel();
     this.port = port1;
     const { entry, evalMode } = workerEntry();
     this.worker = new Worker(entry, {
       eval: evalMode,
-      workerData: { bridge, port: port2, spinIterations: opts.spinIterations },
+      workerData: { bridge, port: port2 },
       transferList: [port2],
       resourceLimits: { maxOldGenerationSizeMb: opts.heapLimitMb, maxYoungGenerationSizeMb: 32, stackSizeMb: 4 },
       stdout: true,
@@ -155,14 +164,15 @@ export class WorkerPool {
   readonly #queue: Queued[] = [];
   #nextId = 1;
   #closed: string | undefined;
+  readonly #cores = availableParallelism();
 
   constructor(opts: PoolOptions = {}) {
     this.#opts = {
       size: Math.max(1, opts.size ?? availableParallelism()),
       maxQueue: opts.maxQueue ?? 256,
       heapLimitMb: opts.heapLimitMb ?? 256,
-      spinIterations: opts.spinIterations ?? 20_000,
-      mainSpinUs: opts.mainSpinUs ?? 50,
+      workerSpinUs: opts.workerSpinUs ?? 300,
+      mainSpinUs: opts.mainSpinUs ?? 200,
     };
     for (let i = 0; i < this.#opts.size; i++) this.#spawn();
   }
@@ -400,20 +410,31 @@ export class WorkerPool {
    * The main-thread end of a worker's bridge: wait for the worker to bump
    * REQ_SEQ, answer through the run's gate, publish REP_SEQ.
    */
+  /** Whether spinning can pay: only while busy threads (the main one and running workers) fit on the cores. */
+  #spinAllowed(): boolean {
+    let running = 0;
+    for (const w of this.#workers) if (w.active !== undefined) running++;
+    return running + 1 <= this.#cores;
+  }
+
   async #serveBridge(w: PoolWorker): Promise<void> {
     let seen = 0;
-    const spinMs = this.#opts.mainSpinUs / 1000;
+    /** Recent gap between a reply and the guest's next request, in microseconds. */
+    let gapEwmaUs = 20;
+    let repliedAt = 0;
     while (!w.retired) {
       let seq = Atomics.load(w.signal, REQ_SEQ);
       // A guest that just got a reply usually calls again within microseconds;
-      // waking from waitAsync costs tens of them. So watch for a little while,
-      // yielding to microtasks (the gate's own promise chains) but not to I/O.
-      if (seq === seen && spinMs > 0 && w.active !== undefined) {
-        const until = performance.now() + spinMs;
-        do {
+      // waking from waitAsync costs hundreds of them. So watch for a while
+      // (about twice the recent gap), yielding to microtasks (the gate's own
+      // promise chains) but not to I/O, and only while threads fit on cores.
+      const spinAllowed = w.active !== undefined && this.#spinAllowed();
+      if (seq === seen && spinAllowed && this.#opts.mainSpinUs > 0) {
+        const until = repliedAt + Math.min(this.#opts.mainSpinUs, 2 * gapEwmaUs) / 1000;
+        while (seq === seen && !w.retired && performance.now() < until) {
           await null;
           seq = Atomics.load(w.signal, REQ_SEQ);
-        } while (seq === seen && !w.retired && performance.now() < until);
+        }
       }
       if (seq === seen) {
         const wait = Atomics.waitAsync(w.signal, REQ_SEQ, seen);
@@ -424,6 +445,7 @@ export class WorkerPool {
       }
       if (w.retired) return;
       seen = seq;
+      if (repliedAt > 0) gapEwmaUs += (Math.min((performance.now() - repliedAt) * 1000, 5000) - gapEwmaUs) / 8;
       const msg = receiveMessageOnPort(w.port) as { message: BridgeRequest } | undefined;
       const run = w.active;
       let reply: HostReply;
@@ -438,8 +460,10 @@ export class WorkerPool {
       }
       if (w.retired) return;
       w.port.postMessage({ seq, reply });
+      Atomics.store(w.signal, SPIN_US, this.#spinAllowed() ? this.#opts.workerSpinUs : 0);
       Atomics.store(w.signal, REP_SEQ, seq);
       Atomics.notify(w.signal, REP_SEQ);
+      repliedAt = performance.now();
     }
   }
 }

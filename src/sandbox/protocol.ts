@@ -18,6 +18,12 @@ export const REQ_SEQ = 0;
 export const REP_SEQ = 1;
 /** Set by the main thread when the worker is being retired; wakes every waiter. */
 export const CLOSED = 2;
+/**
+ * The longest a worker may spin waiting for a reply, in microseconds, set by
+ * the main thread: 0 when more threads are busy than there are cores (a
+ * spinning thread would only steal time from the one it waits for).
+ */
+export const SPIN_US = 3;
 export const BRIDGE_SLOTS = 4;
 
 export interface ToolDescription {

@@ -9,12 +9,11 @@
  */
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import type { GuestError, HostCall, HostReply } from '../gate/types.ts';
-import { CLOSED, REP_SEQ, REQ_SEQ, type BridgeReply, type FromWorker, type RunEnd, type ToWorker, type ToolDescription } from './protocol.ts';
+import { CLOSED, REP_SEQ, REQ_SEQ, SPIN_US, type BridgeReply, type FromWorker, type RunEnd, type ToWorker, type ToolDescription } from './protocol.ts';
 
 interface WorkerInit {
   bridge: SharedArrayBuffer;
   port: MessagePort;
-  spinIterations: number;
 }
 
 type Instantiate = (
@@ -39,6 +38,8 @@ const tools = new Map<string, LoadedTool>();
 /** Instances made ahead of time, never yet used, one per tool at most. */
 const ready = new Map<string, ToolExports>();
 let reqSeq = 0;
+/** Recent time from a request to its reply, in microseconds (an exponentially weighted average). */
+let replyEwmaUs = 50;
 /** Whether a run is in progress: imports called outside a run (e.g. during instantiation) are refused. */
 let inRun = false;
 
@@ -55,17 +56,25 @@ function callHost(call: HostCall): HostReply {
   port.postMessage({ seq, call });
   Atomics.store(signal, REQ_SEQ, seq);
   Atomics.notify(signal, REQ_SEQ);
-  // Spin a little: the gate often answers within microseconds, and a futex
-  // sleep/wake costs tens of them. Then sleep.
-  let spins = init.spinIterations;
+  // Spin a while: the gate often answers within tens of microseconds, and a
+  // futex sleep and wake costs as much again. How long: about twice the
+  // recent reply time, within what the main thread allows (0 when threads
+  // outnumber cores). Then sleep.
+  const started = performance.now();
+  const budgetMs = Math.min(Atomics.load(signal, SPIN_US), 2 * replyEwmaUs) / 1000;
+  let checked = 0;
   while (Atomics.load(signal, REP_SEQ) !== seq) {
     if (Atomics.load(signal, CLOSED) !== 0) return hostUnavailable('the sandbox is shutting down');
-    if (spins > 0) {
-      spins--;
-      continue;
-    }
-    Atomics.wait(signal, REP_SEQ, Atomics.load(signal, REP_SEQ), 1000);
+    // Reading the clock costs more than a load: look at it every 64 turns.
+    if ((++checked & 63) !== 0 || performance.now() - started < budgetMs) continue;
+    // Wait on the value seen: if the reply lands between the load and the
+    // wait, the wait returns at once instead of missing the notify.
+    const current = Atomics.load(signal, REP_SEQ);
+    if (current === seq) break;
+    Atomics.wait(signal, REP_SEQ, current, 1000);
   }
+  const tookUs = (performance.now() - started) * 1000;
+  replyEwmaUs += (Math.min(tookUs, 1000) - replyEwmaUs) / 8;
   const msg = receiveMessageOnPort(port) as { message: BridgeReply } | undefined;
   if (msg === undefined || msg.message.seq !== seq) return hostUnavailable('bridge out of step');
   return msg.message.reply;
