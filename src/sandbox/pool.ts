@@ -8,7 +8,7 @@ import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from '
 import { AuthorityError, ErrorCode } from '../errors.ts';
 import type { HostCall, HostReply } from '../gate/types.ts';
 import type { CompiledTool } from '../registry/compile.ts';
-import { BRIDGE_SLOTS, CLOSED, REP_SEQ, REQ_SEQ, SPIN_US, type BridgeRequest, type FromWorker, type RunEnd, type ToWorker } from './protocol.ts';
+import { BRIDGE_SLOTS, CLOSED, CMD_SEQ, LINGERING, REP_SEQ, REQ_SEQ, SPIN_US, type BridgeRequest, type FromWorker, type RunEnd, type ToWorker } from './protocol.ts';
 
 export interface PoolOptions {
   /** Number of workers kept warm. Default: the number of CPUs. */
@@ -19,14 +19,14 @@ export interface PoolOptions {
   heapLimitMb?: number;
   /**
    * The most a worker spins (microseconds) waiting for a host reply before it
-   * sleeps; it spins about twice the recent reply time, up to this. Default
+   * sleeps; it spins about four times the recent reply time (at least 50), up to this. Default
    * 300; 0 disables. No thread spins while threads outnumber cores.
    */
   workerSpinUs?: number;
   /**
    * The most the main thread watches a running guest's bridge after a reply
    * (microseconds) before it sleeps; it watches about twice the recent gap
-   * between a reply and the next request, up to this. Default 200; 0 disables.
+   * between a reply and the next request (at least 50), up to this. Default 200; 0 disables.
    */
   mainSpinUs?: number;
 }
@@ -69,6 +69,9 @@ interface Queued {
   enqueuedAt: number;
 }
 
+/** The shortest spin worth starting, in microseconds. */
+const MIN_SPIN_US = 50;
+
 /** Extra time a run may take before it starts, for loading its tool into a worker. */
 const LOAD_GRACE_MS = 10_000;
 
@@ -89,7 +92,18 @@ function workerEntry(): { entry: string | URL; evalMode: boolean } {
 class PoolWorker {
   readonly worker: Worker;
   readonly signal: Int32Array;
+  /** The main end of the bridge: host calls and run ends come in, replies go out. */
   readonly port: MessagePort;
+  /** The main end of the command port. */
+  readonly cmd: MessagePort;
+  /** The last REQ_SEQ the pump handled, whether a wait on it is armed, whether the pump runs. */
+  seen = 0;
+  armed = false;
+  pumping = false;
+  /** When the pump last had something to do: it watches for the next event for a while after. */
+  lastEventAt = 0;
+  /** Recent gap between one event and the next (a reply and the next call), in microseconds. */
+  gapEwmaUs = 20;
   readonly loaded = new Set<string>();
   /** Digests with an instance made ahead of time in this worker. */
   readonly warm = new Set<string>();
@@ -107,11 +121,13 @@ class PoolWorker {
     Atomics.store(this.signal, SPIN_US, opts.workerSpinUs);
     const { port1, port2 } = new MessageChannel();
     this.port = port1;
+    const commands = new MessageChannel();
+    this.cmd = commands.port1;
     const { entry, evalMode } = workerEntry();
     this.worker = new Worker(entry, {
       eval: evalMode,
-      workerData: { bridge, port: port2 },
-      transferList: [port2],
+      workerData: { bridge, port: port2, cmdPort: commands.port2 },
+      transferList: [port2, commands.port2],
       resourceLimits: { maxOldGenerationSizeMb: opts.heapLimitMb, maxYoungGenerationSizeMb: 32, stackSizeMb: 4 },
       stdout: true,
       stderr: true,
@@ -142,7 +158,10 @@ class PoolWorker {
   }
 
   send(msg: ToWorker): void {
-    this.worker.postMessage(msg);
+    this.cmd.postMessage(msg);
+    Atomics.add(this.signal, CMD_SEQ, 1);
+    // A lingering worker sees CMD_SEQ move; one back in its event loop needs a message.
+    if (Atomics.load(this.signal, LINGERING) === 0) this.worker.postMessage({ type: 'wake' });
   }
 
   /** Stop for good: wakes any waiter on the bridge, terminates the thread. */
@@ -153,6 +172,7 @@ class PoolWorker {
     Atomics.notify(this.signal, REQ_SEQ);
     Atomics.notify(this.signal, REP_SEQ);
     this.port.close();
+    this.cmd.close();
     void this.worker.terminate();
   }
 }
@@ -253,7 +273,7 @@ export class WorkerPool {
       (worker, why) => this.#onExit(worker, why),
     );
     this.#workers.add(w);
-    void this.#serveBridge(w);
+    this.#arm(w);
     w.ready.then(
       () => this.#drain(),
       () => {},
@@ -304,7 +324,11 @@ export class WorkerPool {
     w.active = active;
     w.prepareTimeoutMs = req.timeoutMs;
     w.warm.delete(req.tool.digest);
+    Atomics.store(w.signal, SPIN_US, this.#spinAllowed() ? this.#opts.workerSpinUs : 0);
     w.send({ type: 'run', id, digest: req.tool.digest, entry: req.entry, input: req.input, maxOutputBytes: req.maxOutputBytes, prepareNext: req.entry === 'run' });
+    // Watch for the run's first call or its end straight away: a short run ends before a wake-up would arrive.
+    w.lastEventAt = performance.now();
+    void this.#pump(w);
   }
 
   #stats(active: ActiveRun, msg: Extract<FromWorker, { type: 'done' }> | undefined): RunStats {
@@ -417,53 +441,76 @@ export class WorkerPool {
     return running + 1 <= this.#cores;
   }
 
-  async #serveBridge(w: PoolWorker): Promise<void> {
-    let seen = 0;
-    /** Recent gap between a reply and the guest's next request, in microseconds. */
-    let gapEwmaUs = 20;
-    let repliedAt = 0;
-    while (!w.retired) {
-      let seq = Atomics.load(w.signal, REQ_SEQ);
-      // A guest that just got a reply usually calls again within microseconds;
-      // waking from waitAsync costs hundreds of them. So watch for a while
-      // (about twice the recent gap), yielding to microtasks (the gate's own
-      // promise chains) but not to I/O, and only while threads fit on cores.
-      const spinAllowed = w.active !== undefined && this.#spinAllowed();
-      if (seq === seen && spinAllowed && this.#opts.mainSpinUs > 0) {
-        const until = repliedAt + Math.min(this.#opts.mainSpinUs, 2 * gapEwmaUs) / 1000;
-        while (seq === seen && !w.retired && performance.now() < until) {
-          await null;
-          seq = Atomics.load(w.signal, REQ_SEQ);
+  /** Wait (without spinning) for the worker's next event, then pump. One wait per worker at a time. */
+  #arm(w: PoolWorker): void {
+    if (w.armed || w.retired) return;
+    const wait = Atomics.waitAsync(w.signal, REQ_SEQ, w.seen);
+    if (!wait.async) {
+      queueMicrotask(() => void this.#pump(w));
+      return;
+    }
+    w.armed = true;
+    void wait.value.then(() => {
+      w.armed = false;
+      if (!w.retired) void this.#pump(w);
+    });
+  }
+
+  /**
+   * The main-thread end of a worker's bridge: handle every event the worker
+   * sent (host calls, answered through the run's gate; the end of a run),
+   * then watch for the next one for a while before going back to waiting.
+   */
+  async #pump(w: PoolWorker): Promise<void> {
+    if (w.pumping || w.retired) return;
+    w.pumping = true;
+    try {
+      for (;;) {
+        let seq = Atomics.load(w.signal, REQ_SEQ);
+        // A guest that just got a reply usually calls again within microseconds,
+        // and a short run ends as soon; waking from waitAsync costs hundreds of
+        // them. So watch for a while (about four times the recent gap, at least
+        // MIN_SPIN_US), yielding to microtasks (the gate's own promise chains)
+        // but not to I/O, and only while threads fit on the cores.
+        if (seq === w.seen && w.active !== undefined && this.#opts.mainSpinUs > 0 && this.#spinAllowed()) {
+          const until = w.lastEventAt + Math.min(this.#opts.mainSpinUs, Math.max(MIN_SPIN_US, 4 * w.gapEwmaUs)) / 1000;
+          while (seq === w.seen && !w.retired && performance.now() < until) {
+            await null;
+            seq = Atomics.load(w.signal, REQ_SEQ);
+          }
         }
-      }
-      if (seq === seen) {
-        const wait = Atomics.waitAsync(w.signal, REQ_SEQ, seen);
-        if (wait.async) await wait.value;
-        if (w.retired) return;
-        seq = Atomics.load(w.signal, REQ_SEQ);
-        if (seq === seen) continue;
-      }
-      if (w.retired) return;
-      seen = seq;
-      if (repliedAt > 0) gapEwmaUs += (Math.min((performance.now() - repliedAt) * 1000, 5000) - gapEwmaUs) / 8;
-      const msg = receiveMessageOnPort(w.port) as { message: BridgeRequest } | undefined;
-      const run = w.active;
-      let reply: HostReply;
-      if (msg === undefined || msg.message.seq !== seq || run === undefined) {
-        reply = { tag: 'err', val: { tag: 'io', val: 'no run is active for this host call' } };
-      } else {
-        try {
-          reply = await run.req.onHostCall(msg.message.call);
-        } catch {
-          reply = { tag: 'err', val: { tag: 'io', val: 'the host failed to answer' } };
+        if (w.retired || seq === w.seen) return;
+        w.seen = seq;
+        const now = performance.now();
+        if (w.lastEventAt > 0) w.gapEwmaUs += (Math.min((now - w.lastEventAt) * 1000, 5000) - w.gapEwmaUs) / 8;
+        for (let m = receiveMessageOnPort(w.port) as { message: BridgeRequest } | undefined; m !== undefined; m = receiveMessageOnPort(w.port) as { message: BridgeRequest } | undefined) {
+          const event = m.message;
+          if (event.kind === 'done') {
+            this.#onMessage(w, event.done);
+            continue;
+          }
+          const run = w.active;
+          let reply: HostReply;
+          if (run === undefined) {
+            reply = { tag: 'err', val: { tag: 'io', val: 'no run is active for this host call' } };
+          } else {
+            try {
+              reply = await run.req.onHostCall(event.call);
+            } catch {
+              reply = { tag: 'err', val: { tag: 'io', val: 'the host failed to answer' } };
+            }
+          }
+          if (w.retired) return;
+          w.port.postMessage({ seq: event.seq, reply });
+          Atomics.store(w.signal, SPIN_US, this.#spinAllowed() ? this.#opts.workerSpinUs : 0);
+          Atomics.store(w.signal, REP_SEQ, event.seq);
+          Atomics.notify(w.signal, REP_SEQ);
         }
+        w.lastEventAt = performance.now();
       }
-      if (w.retired) return;
-      w.port.postMessage({ seq, reply });
-      Atomics.store(w.signal, SPIN_US, this.#spinAllowed() ? this.#opts.workerSpinUs : 0);
-      Atomics.store(w.signal, REP_SEQ, seq);
-      Atomics.notify(w.signal, REP_SEQ);
-      repliedAt = performance.now();
+    } finally {
+      w.pumping = false;
+      this.#arm(w);
     }
   }
 }

@@ -24,7 +24,11 @@ export const CLOSED = 2;
  * spinning thread would only steal time from the one it waits for).
  */
 export const SPIN_US = 3;
-export const BRIDGE_SLOTS = 4;
+/** Bumped by the main thread for every command it posts on the command port. */
+export const CMD_SEQ = 4;
+/** 1 while a worker is watching CMD_SEQ between runs (then it needs no wake-up message). */
+export const LINGERING = 5;
+export const BRIDGE_SLOTS = 8;
 
 export interface ToolDescription {
   name: string;
@@ -72,10 +76,12 @@ export type FromWorker =
   | { type: 'preparing'; digest: string }
   | { type: 'prepared'; digest: string; failed?: boolean };
 
-/** Worker -> main on the bridge port. */
-export interface BridgeRequest {
-  seq: number;
-  call: HostCall;
+/** Worker -> main on the bridge port: a host call, or the end of a run. */
+export type BridgeRequest = { kind: 'call'; seq: number; call: HostCall } | { kind: 'done'; done: Extract<FromWorker, { type: 'done' }> };
+
+/** Main -> worker on the parent port: look at the command port (sent only when the worker is not lingering). */
+export interface WakeMessage {
+  type: 'wake';
 }
 
 /** Main -> worker on the bridge port. */

@@ -9,11 +9,14 @@
  */
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import type { GuestError, HostCall, HostReply } from '../gate/types.ts';
-import { CLOSED, REP_SEQ, REQ_SEQ, SPIN_US, type BridgeReply, type FromWorker, type RunEnd, type ToWorker, type ToolDescription } from './protocol.ts';
+import { CLOSED, CMD_SEQ, LINGERING, REP_SEQ, REQ_SEQ, SPIN_US, type BridgeReply, type FromWorker, type RunEnd, type ToWorker, type ToolDescription } from './protocol.ts';
 
 interface WorkerInit {
   bridge: SharedArrayBuffer;
+  /** Host calls and run ends go out on it; replies come back on it. */
   port: MessagePort;
+  /** Commands from the pool (load, run, prepare, drop), read with receiveMessageOnPort. */
+  cmdPort: MessagePort;
 }
 
 type Instantiate = (
@@ -34,6 +37,7 @@ interface LoadedTool {
 const init = workerData as WorkerInit;
 const signal = new Int32Array(init.bridge);
 const port = init.port;
+const cmdPort = init.cmdPort;
 const tools = new Map<string, LoadedTool>();
 /** Instances made ahead of time, never yet used, one per tool at most. */
 const ready = new Map<string, ToolExports>();
@@ -45,6 +49,14 @@ let inRun = false;
 
 const post = (msg: FromWorker): void => parentPort!.postMessage(msg);
 
+/** The end of a run goes on the bridge, where a main thread watching for it sees it at once. */
+function postDone(done: Extract<FromWorker, { type: 'done' }>): void {
+  const seq = ++reqSeq;
+  port.postMessage({ kind: 'done', done });
+  Atomics.store(signal, REQ_SEQ, seq);
+  Atomics.notify(signal, REQ_SEQ);
+}
+
 function hostUnavailable(message: string): HostReply {
   return { tag: 'err', val: { tag: 'io', val: message } };
 }
@@ -53,15 +65,15 @@ function hostUnavailable(message: string): HostReply {
 function callHost(call: HostCall): HostReply {
   if (!inRun) return { tag: 'err', val: { tag: 'denied', val: { code: 'E_POLICY_DENY', message: 'host calls are not allowed outside a run' } } };
   const seq = ++reqSeq;
-  port.postMessage({ seq, call });
+  port.postMessage({ kind: 'call', seq, call });
   Atomics.store(signal, REQ_SEQ, seq);
   Atomics.notify(signal, REQ_SEQ);
   // Spin a while: the gate often answers within tens of microseconds, and a
-  // futex sleep and wake costs as much again. How long: about twice the
+  // futex sleep and wake costs as much again. How long: about four times the
   // recent reply time, within what the main thread allows (0 when threads
   // outnumber cores). Then sleep.
   const started = performance.now();
-  const budgetMs = Math.min(Atomics.load(signal, SPIN_US), 2 * replyEwmaUs) / 1000;
+  const budgetMs = Math.min(Atomics.load(signal, SPIN_US), Math.max(50, 4 * replyEwmaUs)) / 1000;
   let checked = 0;
   while (Atomics.load(signal, REP_SEQ) !== seq) {
     if (Atomics.load(signal, CLOSED) !== 0) return hostUnavailable('the sandbox is shutting down');
@@ -188,7 +200,7 @@ function runOnce(msg: Extract<ToWorker, { type: 'run' }>): void {
   try {
     instance ??= instantiate(msg.digest);
   } catch (e) {
-    post({ type: 'done', id: msg.id, end: { kind: 'load-error', message: describeTrap(e) }, instantiateUs: 0, runUs: 0, fromReady });
+    postDone({ type: 'done', id: msg.id, end: { kind: 'load-error', message: describeTrap(e) }, instantiateUs: 0, runUs: 0, fromReady });
     return;
   }
   t1 = performance.now();
@@ -208,9 +220,10 @@ function runOnce(msg: Extract<ToWorker, { type: 'run' }>): void {
     inRun = false;
   }
   const t2 = performance.now();
-  post({ type: 'done', id: msg.id, end, instantiateUs: (t1 - t0) * 1000, runUs: (t2 - t1) * 1000, fromReady });
-  // A trapped worker is about to be retired; anything else may prepare the next instance.
-  if (end.kind !== 'trap' && msg.prepareNext) setImmediate(() => prepare(msg.digest));
+  postDone({ type: 'done', id: msg.id, end, instantiateUs: (t1 - t0) * 1000, runUs: (t2 - t1) * 1000, fromReady });
+  // A trapped worker is about to be retired; anything else prepares the next
+  // instance now, while the main thread is busy with this run's result.
+  if (end.kind !== 'trap' && msg.prepareNext) prepare(msg.digest);
 }
 
 function prepare(digest: string): void {
@@ -229,7 +242,7 @@ function prepare(digest: string): void {
 /** Tools whose generated module is still being imported; runs wait for them. */
 const loading = new Map<string, Promise<void>>();
 
-parentPort!.on('message', (msg: ToWorker) => {
+function handle(msg: ToWorker): void {
   switch (msg.type) {
     case 'load': {
       const p = import(msg.jsUrl).then((mod: { instantiate: Instantiate }) => {
@@ -247,8 +260,11 @@ parentPort!.on('message', (msg: ToWorker) => {
       if (pending === undefined) runOnce(msg);
       else
         pending.then(
-          () => runOnce(msg),
-          (e: unknown) => post({ type: 'done', id: msg.id, end: { kind: 'load-error', message: describeTrap(e) }, instantiateUs: 0, runUs: 0, fromReady: false }),
+          () => {
+            runOnce(msg);
+            serveCommands();
+          },
+          (e: unknown) => postDone({ type: 'done', id: msg.id, end: { kind: 'load-error', message: describeTrap(e) }, instantiateUs: 0, runUs: 0, fromReady: false }),
         );
       break;
     }
@@ -260,6 +276,43 @@ parentPort!.on('message', (msg: ToWorker) => {
       ready.delete(msg.digest);
       break;
   }
-});
+}
+
+let cmdSeen = 0;
+
+/**
+ * Watch CMD_SEQ for a while after a run (as long as the main thread allows:
+ * nothing when threads outnumber cores): the next run usually comes at once,
+ * and a wake-up through the event loop costs hundreds of microseconds.
+ * Returns whether a command arrived.
+ */
+function linger(): boolean {
+  const budgetMs = Atomics.load(signal, SPIN_US) / 1000;
+  if (budgetMs > 0) {
+    Atomics.store(signal, LINGERING, 1);
+    const started = performance.now();
+    let turns = 0;
+    while (Atomics.load(signal, CMD_SEQ) === cmdSeen && Atomics.load(signal, CLOSED) === 0) {
+      if ((++turns & 63) === 0 && performance.now() - started > budgetMs) break;
+    }
+    Atomics.store(signal, LINGERING, 0);
+  }
+  // Checked after LINGERING is cleared: a command posted meanwhile is seen here, or its wake message comes.
+  return Atomics.load(signal, CMD_SEQ) !== cmdSeen;
+}
+
+/** Run every queued command, then linger for the next; back to the event loop when none comes. */
+function serveCommands(): void {
+  for (;;) {
+    cmdSeen = Atomics.load(signal, CMD_SEQ);
+    for (let m = receiveMessageOnPort(cmdPort) as { message: ToWorker } | undefined; m !== undefined; m = receiveMessageOnPort(cmdPort) as { message: ToWorker } | undefined) {
+      handle(m.message);
+    }
+    if (!linger()) return;
+  }
+}
+
+// The parent port only says "look at the command port" (when the worker was not lingering).
+parentPort!.on('message', () => serveCommands());
 
 post({ type: 'ready' });
