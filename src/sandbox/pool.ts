@@ -104,6 +104,13 @@ class PoolWorker {
   lastEventAt = 0;
   /** Recent gap between one event and the next (a reply and the next call), in microseconds. */
   gapEwmaUs = 20;
+  /**
+   * How often watching paid off lately (1: the event came while watching; 0: it
+   * did not). Another process busy on the same cores makes watching a loss;
+   * below a quarter the pump stops watching, and tries again now and then.
+   */
+  spinScore = 1;
+  spinSkips = 0;
   readonly loaded = new Set<string>();
   /** Digests with an instance made ahead of time in this worker. */
   readonly warm = new Set<string>();
@@ -472,12 +479,13 @@ export class WorkerPool {
         // them. So watch for a while (about four times the recent gap, at least
         // MIN_SPIN_US), yielding to microtasks (the gate's own promise chains)
         // but not to I/O, and only while threads fit on the cores.
-        if (seq === w.seen && w.active !== undefined && this.#opts.mainSpinUs > 0 && this.#spinAllowed()) {
+        if (seq === w.seen && w.active !== undefined && this.#opts.mainSpinUs > 0 && this.#spinAllowed() && (w.spinScore >= 0.25 || ++w.spinSkips % 16 === 0)) {
           const until = w.lastEventAt + Math.min(this.#opts.mainSpinUs, Math.max(MIN_SPIN_US, 4 * w.gapEwmaUs)) / 1000;
           while (seq === w.seen && !w.retired && performance.now() < until) {
             await null;
             seq = Atomics.load(w.signal, REQ_SEQ);
           }
+          w.spinScore += ((seq === w.seen ? 0 : 1) - w.spinScore) / 8;
         }
         if (w.retired || seq === w.seen) return;
         w.seen = seq;

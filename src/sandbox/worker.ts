@@ -44,6 +44,9 @@ const ready = new Map<string, ToolExports>();
 let reqSeq = 0;
 /** Recent time from a request to its reply, in microseconds (an exponentially weighted average). */
 let replyEwmaUs = 50;
+/** How often spinning for a reply paid off lately (see callHost). */
+let spinScore = 1;
+let spinSkips = 0;
 /** Whether a run is in progress: imports called outside a run (e.g. during instantiation) are refused. */
 let inRun = false;
 
@@ -73,8 +76,11 @@ function callHost(call: HostCall): HostReply {
   // recent reply time, within what the main thread allows (0 when threads
   // outnumber cores). Then sleep.
   const started = performance.now();
-  const budgetMs = Math.min(Atomics.load(signal, SPIN_US), Math.max(50, 4 * replyEwmaUs)) / 1000;
+  // When spinning stopped paying (another process shares the cores), sleep at once, and try again now and then.
+  const spin = spinScore >= 0.25 || ++spinSkips % 16 === 0;
+  const budgetMs = spin ? Math.min(Atomics.load(signal, SPIN_US), Math.max(50, 4 * replyEwmaUs)) / 1000 : 0;
   let checked = 0;
+  let slept = false;
   while (Atomics.load(signal, REP_SEQ) !== seq) {
     if (Atomics.load(signal, CLOSED) !== 0) return hostUnavailable('the sandbox is shutting down');
     // Reading the clock costs more than a load: look at it every 64 turns.
@@ -83,10 +89,12 @@ function callHost(call: HostCall): HostReply {
     // wait, the wait returns at once instead of missing the notify.
     const current = Atomics.load(signal, REP_SEQ);
     if (current === seq) break;
+    slept = true;
     Atomics.wait(signal, REP_SEQ, current, 1000);
   }
   const tookUs = (performance.now() - started) * 1000;
   replyEwmaUs += (Math.min(tookUs, 1000) - replyEwmaUs) / 8;
+  if (spin) spinScore += ((slept ? 0 : 1) - spinScore) / 8;
   const msg = receiveMessageOnPort(port) as { message: BridgeReply } | undefined;
   if (msg === undefined || msg.message.seq !== seq) return hostUnavailable('bridge out of step');
   return msg.message.reply;
