@@ -4,7 +4,7 @@
  * compile cache. Created 0700.
  * @module
  */
-import { mkdirSync, chmodSync, statSync } from 'node:fs';
+import { mkdirSync, chmodSync, readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 
 export const DEFAULT_DATA_DIR = '.authority';
@@ -41,3 +41,24 @@ export function dataPaths(dataDir: string) {
   } as const;
 }
 export type DataPaths = ReturnType<typeof dataPaths>;
+
+/**
+ * The reason a HALT file gives: `authority halt` writes JSON with a `reason`;
+ * a file made by hand may hold a line of text, or nothing. An unreadable file
+ * still halts (fail closed); its reason is then empty.
+ */
+export function haltReason(file: string): string {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
+  let reason: unknown;
+  try {
+    reason = (JSON.parse(text) as { reason?: unknown }).reason;
+  } catch {
+    reason = undefined;
+  }
+  return (typeof reason === 'string' ? reason : (text.split('\n')[0] ?? '')).trim().slice(0, 200);
+}

@@ -14,7 +14,7 @@
  * @module
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { EventEmitter } from 'node:events';
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import pino, { type Logger } from 'pino';
@@ -32,7 +32,7 @@ import {
   type IssueClaims,
   type TokenInfo,
 } from './capability/index.ts';
-import { dataPaths, ensurePrivateDir, resolveDataDir } from './data-dir.ts';
+import { dataPaths, ensurePrivateDir, haltReason, resolveDataDir } from './data-dir.ts';
 import { AuthorityError, ErrorCode, toAuthorityError } from './errors.ts';
 import { Gate, type CanonicalCall, type Denial, type RunContext } from './gate/index.ts';
 import type { Decision, HostCall, HostOp, HostReply } from './gate/types.ts';
@@ -342,20 +342,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     if (this.#halted !== undefined) return true;
     const file = dataPaths(this.dataDir).haltFile;
     if (!existsSync(file)) return false;
-    // `authority halt` writes JSON with a reason; a file made by hand may hold a line of text, or nothing.
-    let said = '';
-    try {
-      const text = readFileSync(file, 'utf8');
-      let reason: unknown;
-      try {
-        reason = (JSON.parse(text) as { reason?: unknown }).reason;
-      } catch {
-        reason = undefined;
-      }
-      said = (typeof reason === 'string' ? reason : (text.split('\n')[0] ?? '')).trim().slice(0, 200);
-    } catch {
-      // An unreadable HALT file still halts: fail closed.
-    }
+    const said = haltReason(file);
     void this.halt(`halt file ${file}${said ? `: ${said}` : ''}`);
     return true;
   }

@@ -240,5 +240,5 @@ test('refuses to start while the halt file exists, writing nothing to stdout', a
     const child = execFile(process.execPath, [BIN, 'mcp', '--data-dir', join(dir, 'data')], { cwd: dir }, (_err, stdout, stderr) => res({ code: child.exitCode, stdout, stderr }));
   });
   assert.deepEqual([again.code, again.stdout], [2, '']);
-  assert.match(again.stderr, /E_CONFIG: the stop switch is on: .*halt exists; remove it to start/);
+  assert.match(again.stderr, /E_CONFIG: the stop switch is on: .*HALT exists; remove it to start/);
 });

@@ -19,7 +19,7 @@ export const TOOLS_SRC = here;
 export const TOOLS_OUT = join(root, 'build', 'tools');
 
 /** name@version of an installed package (its package.json need not be exported). */
-function installed(name: string): string {
+export function installed(name: string): string {
   let dir = dirname(fileURLToPath(import.meta.resolve(name)));
   while (dir !== dirname(dir)) {
     const pj = join(dir, 'package.json');
@@ -31,9 +31,11 @@ function installed(name: string): string {
   }
   return `${name}@unknown`;
 }
-const toolchain = ['@bytecodealliance/componentize-js', '@bytecodealliance/jco'].map(installed).join(',');
+/** What a built component depends on besides its sources and the WIT: part of every build's cache key. */
+export const toolchain = ['@bytecodealliance/componentize-js', '@bytecodealliance/jco'].map(installed).join(',');
 
-function filesUnder(dir: string): string[] {
+/** Every file below `dir`, sorted. */
+export function filesUnder(dir: string): string[] {
   const out: string[] = [];
   for (const entry of readdirSync(dir, { withFileTypes: true })) {
     const p = join(dir, entry.name);

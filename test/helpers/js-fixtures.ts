@@ -7,49 +7,21 @@
  * process.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildTool, WIT_DIR } from '../../src/registry/build.ts';
+import { filesUnder, toolchain } from '../../tools/build.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 /** Where the sources of JavaScript test tools live. */
 export const JS_FIXTURES = join(root, 'test', 'fixtures', 'tools');
 const OUT = join(root, 'build', 'fixtures');
 
-function version(pkg: string): string {
-  try {
-    const require = createRequire(import.meta.url);
-    let dir = dirname(require.resolve(pkg));
-    while (dir !== dirname(dir)) {
-      const pj = join(dir, 'package.json');
-      if (existsSync(pj)) {
-        const meta = JSON.parse(readFileSync(pj, 'utf8')) as { name?: string; version?: string };
-        if (meta.name === pkg) return `${pkg}@${meta.version}`;
-      }
-      dir = dirname(dir);
-    }
-  } catch {
-    // Unresolvable: the key still changes with the sources.
-  }
-  return `${pkg}@unknown`;
-}
-
-function filesUnder(dir: string): string[] {
-  const out: string[] = [];
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, entry.name);
-    if (entry.isDirectory()) out.push(...filesUnder(p));
-    else if (entry.isFile()) out.push(p);
-  }
-  return out.sort();
-}
-
 /** The cache key of a test tool: its files, the WIT and the toolchain. */
 function contentKey(name: string): string {
   const h = createHash('sha256');
-  h.update(`${version('@bytecodealliance/componentize-js')} ${version('@bytecodealliance/jco')}\n`);
+  h.update(`${toolchain}\n`);
   for (const f of [...filesUnder(join(JS_FIXTURES, name)), ...filesUnder(WIT_DIR)]) {
     h.update(`${relative(root, f)}\n`);
     h.update(readFileSync(f));

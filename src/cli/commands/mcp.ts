@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, watch, type FSWatcher } from 'node:fs';
+import { existsSync, watch, type FSWatcher } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { Writable } from 'node:stream';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import { createMcpServer, loadGrantsFile, mintGrants, watchToolFolders, type GrantClaim, type McpSession, type ToolFolders } from '../../adapters/mcp.ts';
-import { dataPaths, resolveDataDir } from '../../data-dir.ts';
+import { dataPaths, haltReason, resolveDataDir } from '../../data-dir.ts';
 import { AuthorityError, ErrorCode } from '../../errors.ts';
 import type { Runtime } from '../../runtime.ts';
 import { fail, parse, usageError } from '../output.ts';
@@ -67,20 +67,7 @@ function watchHaltFile(file: string): { stopped: Promise<string>; close: () => v
   const stopped = new Promise<string>((res) => (done = res));
   const check = (): void => {
     if (!existsSync(file)) return;
-    let said = '';
-    try {
-      // `authority halt` writes JSON with a reason; a file made by hand may hold just a line of text.
-      const text = readFileSync(file, 'utf8');
-      let reason: unknown;
-      try {
-        reason = (JSON.parse(text) as { reason?: unknown }).reason;
-      } catch {
-        reason = undefined;
-      }
-      said = (typeof reason === 'string' ? reason : (text.split('\n')[0] ?? '')).trim().slice(0, 200);
-    } catch {
-      // Unreadable: the file's existence is the signal.
-    }
+    const said = haltReason(file);
     done(`halt file ${file}${said ? `: ${said}` : ''}`);
   };
   let settle: NodeJS.Timeout | undefined;
