@@ -194,8 +194,11 @@ export interface RuntimeEvents {
   halted: [{ reason: string }];
 }
 
+// Run ids: a random prefix per process and a counter: unique, and no entropy to draw per call.
+const RUN_PREFIX = randomBytes(6).toString('base64url');
+let runCounter = 0;
 function newRunId(): string {
-  return `run-${randomBytes(9).toString('base64url')}`;
+  return `run-${RUN_PREFIX}-${(++runCounter).toString(36)}`;
 }
 
 function defaultLogger(): Logger {
@@ -319,6 +322,8 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     // The cross-process stop switch: `authority halt` writes this file.
     this.#haltWatch = setInterval(() => this.#checkHaltFile(), HALT_POLL_MS);
     this.#haltWatch.unref();
+    // A runtime opened while the switch is on starts halted.
+    this.#checkHaltFile();
   }
 
   /** Append to the audit log; a failed log halts the runtime. */
@@ -404,7 +409,6 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
    * self-description is read in the sandbox.
    */
   async register(component: string | Uint8Array, opts: RegisterOptions = {}): Promise<ToolInfo> {
-    this.#checkHaltFile();
     this.#assertOpen();
     const limits = { ...this.#opts.limits, ...opts.limits };
     try {
@@ -605,7 +609,6 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
    * in the audit log before this returns.
    */
   async invoke(name: string, input: unknown, opts: InvokeOptions = {}): Promise<InvokeResult> {
-    this.#checkHaltFile();
     this.#assertOpen();
     const started = performance.now();
     const registered = this.#registry.get(name);
@@ -687,8 +690,10 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
       throw e;
     } finally {
       // Calls still in the gate (an http request when the deadline hit) stop now; their records come before the end record.
-      controller.abort();
-      await Promise.allSettled([...inFlight]);
+      if (inFlight.size > 0) {
+        controller.abort();
+        await Promise.allSettled([...inFlight]);
+      }
     }
     this.#running.delete(controller);
     slots.release();

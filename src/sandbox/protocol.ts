@@ -26,7 +26,11 @@ export const CLOSED = 2;
 export const SPIN_US = 3;
 /** Bumped by the main thread for every command it posts on the command port. */
 export const CMD_SEQ = 4;
-/** 1 while a worker is watching CMD_SEQ between runs (then it needs no wake-up message). */
+/**
+ * Nonzero while a worker will look at CMD_SEQ before it next sleeps (1: it
+ * is watching it between runs; 2: it is finishing a run): then it needs no
+ * wake-up message. It clears this before its last look.
+ */
 export const LINGERING = 5;
 export const BRIDGE_SLOTS = 8;
 

@@ -228,6 +228,8 @@ function runOnce(msg: Extract<ToWorker, { type: 'run' }>): void {
     inRun = false;
   }
   const t2 = performance.now();
+  // Busy until the linger: the pool need not wake this thread for a command it posts meanwhile.
+  Atomics.store(signal, LINGERING, 2);
   postDone({ type: 'done', id: msg.id, end, instantiateUs: (t1 - t0) * 1000, runUs: (t2 - t1) * 1000, fromReady });
   // A trapped worker is about to be retired; anything else prepares the next
   // instance now, while the main thread is busy with this run's result.
@@ -303,8 +305,8 @@ function linger(): boolean {
     while (Atomics.load(signal, CMD_SEQ) === cmdSeen && Atomics.load(signal, CLOSED) === 0) {
       if ((++turns & 63) === 0 && performance.now() - started > budgetMs) break;
     }
-    Atomics.store(signal, LINGERING, 0);
   }
+  Atomics.store(signal, LINGERING, 0);
   // Checked after LINGERING is cleared: a command posted meanwhile is seen here, or its wake message comes.
   return Atomics.load(signal, CMD_SEQ) !== cmdSeen;
 }
