@@ -2,6 +2,7 @@ import type { Command } from '../types.ts';
 import { auditCommand } from './audit.ts';
 import { buildCommand } from './build.ts';
 import { capCommand } from './cap.ts';
+import { fuzzCommand } from './fuzz.ts';
 import { keysCommand } from './keys.ts';
 import { policyCommand } from './policy.ts';
 import { runCommand } from './run.ts';
@@ -16,4 +17,5 @@ export const commands: readonly Command[] = [
   capCommand,
   policyCommand,
   auditCommand,
+  fuzzCommand,
 ];
