@@ -282,7 +282,8 @@ export class Gate {
     // 7 effect
     let reply: HostReply;
     let responseHash: string | undefined;
-    let used: { readBytes?: number; writeBytes?: number } = {};
+    // A failed effect read or wrote nothing: settle it as zero bytes, or its whole reservation stays spent.
+    let used: { readBytes?: number; writeBytes?: number } = { readBytes: 0, writeBytes: 0 };
     const detail: Record<string, AuditDetail[string]> = {};
     try {
       const scope =
