@@ -98,13 +98,23 @@ function metered(call: CanonicalCall): MeteredCall {
   }
 }
 
-/** What the audit log may know of a request: never data, never a secret. */
+/**
+ * At most `n` UTF-16 units of `s`, never ending inside a surrogate pair: the
+ * audit log refuses a lone surrogate, and a refused record is a call without one.
+ */
+function clip(s: string, n: number): string {
+  if (s.length <= n) return s;
+  const cut = s.charCodeAt(n - 1) >= 0xd800 && s.charCodeAt(n - 1) <= 0xdbff ? n - 1 : n;
+  return s.slice(0, cut);
+}
+
+/** What the audit log may know of a request: never data, never a secret. Paths and URLs are cut to 512 units (a record holds at most 4 KiB of detail). */
 function requestFacts(call: CanonicalCall): { hash: string; detail: AuditDetail } {
   switch (call.op) {
     case 'fs.write':
       return {
         hash: hashRequest({ op: call.op, path: call.real, dataSha256: sha256Hex(call.data), bytes: call.data.length }),
-        detail: { path: call.real, bytes: call.data.length },
+        detail: { path: clip(call.real, 512), bytes: call.data.length },
       };
     case 'http.fetch':
       return {
@@ -120,7 +130,7 @@ function requestFacts(call: CanonicalCall): { hash: string; detail: AuditDetail 
     case 'secrets.get':
       return { hash: hashRequest({ op: call.op, name: call.name }), detail: { name: call.name } };
     default:
-      return { hash: hashRequest({ op: call.op, path: call.real }), detail: { path: call.real } };
+      return { hash: hashRequest({ op: call.op, path: call.real }), detail: { path: clip(call.real, 512) } };
   }
 }
 
@@ -128,8 +138,8 @@ function requestFacts(call: CanonicalCall): { hash: string; detail: AuditDetail 
 function rawFacts(call: HostCall): { hash: string; detail: AuditDetail } {
   const c = call as unknown as Record<string, unknown>;
   const shown: Record<string, string> = {};
-  if (typeof c['path'] === 'string') shown['path'] = c['path'].slice(0, 512);
-  else if (typeof c['url'] === 'string') shown['url'] = c['url'].slice(0, 512);
+  if (typeof c['path'] === 'string') shown['path'] = clip(c['path'], 512);
+  else if (typeof c['url'] === 'string') shown['url'] = clip(c['url'], 512);
   let hash: string;
   try {
     hash = hashRequest({ op: String(c['op']), ...shown });
@@ -259,7 +269,7 @@ export class Gate {
   }
 
   #audit(ctx: RunContext, entry: Omit<AuditEntry, 'runId' | 'tool' | 'toolDigest'>): Promise<AuditReceipt> {
-    const reason = entry.reason !== undefined && entry.reason.length > 1024 ? entry.reason.slice(0, 1021) + '...' : entry.reason;
+    const reason = entry.reason !== undefined && entry.reason.length > 1024 ? clip(entry.reason, 1021) + '...' : entry.reason;
     return this.#d.audit.append({ ...entry, reason, runId: ctx.runId, tool: ctx.tool.name, toolDigest: `sha256:${ctx.tool.digest}` });
   }
 
