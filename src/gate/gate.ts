@@ -251,7 +251,9 @@ export class Gate {
     return { allow: true, tokenId: cap.tokenId, policy: pd, reservation, reason: `${cap.reason}; ${pd.reason}` };
   }
 
-  async #deny(ctx: RunContext, op: string, facts: { hash: string; detail: AuditDetail }, d: Denied): Promise<HostReply> {
+  async #deny(ctx: RunContext, op: string, facts: { hash: string; detail: AuditDetail }, denied: Denied): Promise<HostReply> {
+    // A reason can quote the guest's URL or path, which may carry a secret's value.
+    const d = { ...denied, reason: this.#redact(denied.reason) };
     ctx.stats.denied++;
     if (ctx.denials.length < MAX_DENIALS) ctx.denials.push({ op, code: d.code, reason: d.reason });
     await this.#audit(ctx, {
@@ -268,9 +270,23 @@ export class Gate {
     return { tag: 'err', val: denialToGuest(d) };
   }
 
+  /** Secret values replaced by `[REDACTED:NAME]`. */
+  #redact(text: string): string {
+    return this.#d.secrets.redactText(text, 'audit').text;
+  }
+
+  #redactDetail(detail: AuditDetail | undefined): AuditDetail | undefined {
+    if (detail === undefined) return undefined;
+    const out: Record<string, AuditDetail[string]> = {};
+    for (const [k, v] of Object.entries(detail)) out[k] = typeof v === 'string' ? this.#redact(v) : Array.isArray(v) ? v.map((x) => (typeof x === 'string' ? this.#redact(x) : x)) : v;
+    return out;
+  }
+
+  /** Append a record of this run; the log never holds a secret's value, whatever the guest put in a path or URL. */
   #audit(ctx: RunContext, entry: Omit<AuditEntry, 'runId' | 'tool' | 'toolDigest'>): Promise<AuditReceipt> {
-    const reason = entry.reason !== undefined && entry.reason.length > 1024 ? clip(entry.reason, 1021) + '...' : entry.reason;
-    return this.#d.audit.append({ ...entry, reason, runId: ctx.runId, tool: ctx.tool.name, toolDigest: `sha256:${ctx.tool.digest}` });
+    const redacted = entry.reason === undefined ? undefined : this.#redact(entry.reason);
+    const reason = redacted !== undefined && redacted.length > 1024 ? clip(redacted, 1021) + '...' : redacted;
+    return this.#d.audit.append({ ...entry, reason, detail: this.#redactDetail(entry.detail), runId: ctx.runId, tool: ctx.tool.name, toolDigest: `sha256:${ctx.tool.digest}` });
   }
 
   /** Stages 6-8 for fs and secrets. */
