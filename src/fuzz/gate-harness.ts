@@ -22,7 +22,7 @@ import type { Scenario } from './generators.ts';
 import { RunChecker, newStats, type CheckStats } from './checker.ts';
 import { budgetProblems, HangError, secretNeedles, secretsIn, settleWithin } from './invariants.ts';
 import type { ModelCall } from './model.ts';
-import { lookBefore, type ObservedCall, type ObservedRecord } from './simulate.ts';
+import { lookAfter, lookBefore, type ObservedCall, type ObservedRecord } from './simulate.ts';
 import { ForeignKeys, mint } from './tokens.ts';
 import type { Policy } from '../policy/index.ts';
 import type { PolicyVariant, World } from './world.ts';
@@ -195,6 +195,7 @@ export class GateHarness {
           throw e;
         }
         const t1 = Date.now();
+        if (call.op === 'fs.write' || call.op === 'fs.remove') lookAfter(before);
         const entries = this.#tap.slice(tapFrom);
         const records: ObservedRecord[] = entries.map((e) => ({ kind: e.kind, code: e.code, op: e.op, detail: e.detail as Record<string, unknown> | undefined }));
         const obs: ObservedCall = { call: call as ModelCall, before, records, reply };

@@ -25,8 +25,8 @@ import { bridged, CLOCK_START, FuzzCaseError, HANG_MARGIN_MS, LogCapture } from 
 import type { Scenario, Step } from './generators.ts';
 import { ECHO_SOURCE, guestComponent } from './guests.ts';
 import { budgetProblems, groupCalls, HangError, secretNeedles, secretsIn, settleWithin } from './invariants.ts';
-import type { ModelCall } from './model.ts';
-import { lookBefore, type BeforeCall, type ObservedRecord, type ObservedReply } from './simulate.ts';
+import { admitInvocation, type ModelCall } from './model.ts';
+import { lookAfter, lookBefore, type BeforeCall, type ObservedRecord, type ObservedReply } from './simulate.ts';
 import { ForeignKeys, mint } from './tokens.ts';
 import type { World } from './world.ts';
 
@@ -158,6 +158,10 @@ export class GuestHarness {
     const starts = (entry.kind === 'call.intent' || entry.kind === 'call.denied') && entry.detail?.['hop'] === undefined;
     const now = Date.now();
     if (starts) {
+      // The previous call is over: look at what it wrote or removed before this one changes it.
+      const prev = w.seen[w.seen.length - 1];
+      const prevOp = w.calls[w.seen.length - 1]?.op;
+      if (prev !== undefined && (prevOp === 'fs.write' || prevOp === 'fs.remove')) lookAfter(prev.before);
       // The call's first record: its effect has not run yet. Look at the world now.
       const call = w.calls[w.seen.length];
       w.seen.push({ entries: [], before: call === undefined ? undefined : lookBefore(call as ModelCall), sentFrom: this.world.canary.requests.length, t0: w.lastT, t1: now });
@@ -245,20 +249,23 @@ export class GuestHarness {
     this.#watch = watch;
     const timeoutMs = 60_000;
     let output: string;
-    const revoked = checker.revokedRuns.has(runId);
+    // Admission, as the model sees it: a revoked run, then the invocation rate, then tool_calls and wall time.
+    const refused = checker.revokedRuns.has(runId) ? 'E_CAP_REVOKED' : checker.comparing ? admitInvocation(variant.model, checker.state, runId, 'fuzz-echo', clockMs) : undefined;
     try {
       this.invocations++;
       const result = await settleWithin(this.#rt.invoke('fuzz-echo', input, { grants, runId, timeoutMs }), timeoutMs + HANG_MARGIN_MS, 'an invocation of the echo guest');
       output = result.output;
     } catch (e) {
       if (e instanceof HangError) throw new FuzzCaseError({ step: batch.first, problems: [e.message] });
-      // A revoked run is refused at admission: nothing ran.
-      if (revoked && e instanceof AuthorityError && e.code === 'E_CAP_REVOKED' && watch.seen.length === 0) return;
-      throw new FuzzCaseError({ step: batch.first, problems: [`the echo guest failed: ${e instanceof AuthorityError ? `${e.code}: ${e.message}` : String(e)}`] });
+      // Refused at admission: nothing ran, and the model says so too.
+      if (refused !== undefined && e instanceof AuthorityError && e.code === refused && watch.seen.length === 0) return;
+      throw new FuzzCaseError({ step: batch.first, problems: [`the echo guest failed: ${e instanceof AuthorityError ? `${e.code}: ${e.message}` : String(e)}${refused === undefined ? '' : ` (the model expected admission to refuse it with ${refused})`}`] });
     } finally {
       this.#watch = undefined;
     }
-    if (revoked) throw new FuzzCaseError({ step: batch.first, problems: ['an invocation in a revoked run was admitted'] });
+    const lastOp = calls[watch.seen.length - 1]?.op;
+    if (lastOp === 'fs.write' || lastOp === 'fs.remove') lookAfter(watch.seen[watch.seen.length - 1]?.before);
+    if (refused !== undefined) throw new FuzzCaseError({ step: batch.first, problems: [`an invocation was admitted that admission must refuse with ${refused}`] });
     const inOutput = secretsIn(output, this.#needles);
     if (inOutput.length > 0) throw new FuzzCaseError({ step: batch.first, problems: [`secret value of ${inOutput.join(', ')} in the tool's output (the runtime must redact it)`] });
     const results = (JSON.parse(output) as { results: { ok?: unknown; err?: unknown }[] }).results;

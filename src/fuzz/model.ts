@@ -90,6 +90,7 @@ export interface ModelPolicy {
     readonly http?: ModelRate | undefined;
     readonly secrets?: ModelRate | undefined;
     readonly per_token?: ModelRate | undefined;
+    readonly invocations?: ModelRate | undefined;
     readonly hosts: ReadonlyMap<string, ModelRate>;
   };
   readonly budgets: {
@@ -199,7 +200,7 @@ export function parseModelPolicy(doc: Record<string, unknown>): ModelPolicy {
     caps,
     net: rules,
     secrets,
-    rates: { fs: rate(limits['fs']), http: rate(limits['http']), secrets: rate(limits['secrets']), per_token: rate(limits['per_token']), hosts },
+    rates: { fs: rate(limits['fs']), http: rate(limits['http']), secrets: rate(limits['secrets']), per_token: rate(limits['per_token']), invocations: rate(limits['invocations']), hosts },
     budgets: { run: dims(b), shared: dims((b['shared'] ?? {}) as Record<string, unknown>), wallMs: typeof b['wall_time_ms'] === 'number' ? b['wall_time_ms'] : undefined },
     opaque,
   };
@@ -713,6 +714,26 @@ export function reserve(p: ModelPolicy, limits: ModelLimits, call: ModelCall, ru
 }
 
 /**
+ * Admission of one invocation (docs/policy.md: `invocations` per tool,
+ * `tool_calls` per run and shared): the code that refuses it, or undefined.
+ * The run's wall-time window starts with it.
+ */
+export function admitInvocation(p: ModelPolicy, limits: ModelLimits, runId: string, tool: string, nowMs: number): string | undefined {
+  const rate = p.rates.invocations;
+  const buckets = [...(rate === undefined ? [] : [{ key: `invoke:${tool}`, intervalUs: rate.intervalUs, burst: rate.burst }])];
+  if (buckets.length > 0 && !limits.acquire(buckets, nowMs)) return 'E_RATE_LIMITED';
+  const wall = p.budgets.wallMs;
+  if (wall !== undefined && limits.wallStart !== undefined && nowMs - limits.wallStart > wall) return 'E_BUDGET_EXCEEDED';
+  const wants: { key: string; limit: number }[] = [];
+  if (p.budgets.run.tool_calls !== undefined) wants.push({ key: `run:${runId}:tool_calls`, limit: p.budgets.run.tool_calls });
+  if (p.budgets.shared.tool_calls !== undefined) wants.push({ key: 'shared:tool_calls', limit: p.budgets.shared.tool_calls });
+  if (wants.some((w) => (limits.used.get(w.key) ?? 0) + 1 > w.limit)) return 'E_BUDGET_EXCEEDED';
+  for (const w of wants) limits.used.set(w.key, (limits.used.get(w.key) ?? 0) + 1);
+  if (wall !== undefined && limits.wallStart === undefined) limits.wallStart = nowMs;
+  return undefined;
+}
+
+/**
  * Give back what a call reserved but did not use. Budgets count what was
  * consumed: bytes read or written, request and response bytes; a call that
  * failed consumed no bytes. Counts of calls stay spent.
@@ -843,18 +864,15 @@ export function fsEffect(op: string, target: string, look: FsLook, caps: ModelCa
   return { expect: 'any' };
 }
 
-/** After an fs effect reported ok: did the world change as the call said, at the decided target? */
-export function fsPostcondition(op: string, target: string, data?: Uint8Array): string | undefined {
+/** After an fs effect reported ok: did the world change as the call said, at the decided target? `after` is a look taken right after the call. */
+export function fsPostcondition(op: string, after: FsLook, data?: Uint8Array): string | undefined {
   if (op === 'fs.write') {
-    try {
-      const st = lstatSync(target);
-      if (!st.isFile()) return 'write-file reported ok but the target is not a file';
-      return sameBytes(readFileSync(target), data ?? new Uint8Array()) ? undefined : 'write-file reported ok but the target holds other bytes';
-    } catch {
-      return 'write-file reported ok but the decided target does not exist';
-    }
+    if (after.kind === 'missing') return 'write-file reported ok but the decided target does not exist';
+    if (after.kind !== 'file') return 'write-file reported ok but the target is not a file';
+    if (after.content !== undefined && !sameBytes(after.content, data ?? new Uint8Array())) return 'write-file reported ok but the target holds other bytes';
+    return undefined;
   }
-  if (op === 'fs.remove') return lstatOrUndefined(target) === undefined ? undefined : 'remove reported ok but the decided target still exists';
+  if (op === 'fs.remove') return after.kind === 'missing' ? undefined : 'remove reported ok but the decided target still exists';
   return undefined;
 }
 

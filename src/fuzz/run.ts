@@ -185,7 +185,7 @@ async function runItems(options: FuzzOptions, items: readonly WorkItem[], seed: 
       // once the target is reached the remaining cases are generated but not run.
       const sample = fc.sample(arb, { seed, numRuns: 64 });
       const mean = Math.max(0.5, sample.reduce((n, c) => n + count(c), 0) / sample.length);
-      const numRuns = Math.max(1, Math.ceil((target / mean) * 1.3) + 2);
+      const numRuns = Math.max(1, Math.ceil((target / mean) * 2) + 4);
       let done = 0;
       let cases = 0;
       let failed = false;

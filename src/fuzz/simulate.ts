@@ -33,6 +33,14 @@ import { nextHop, predictHop, type HopRequest, type HttpEnv, type MayUse } from 
 export interface BeforeCall {
   readonly decoded: ReturnType<typeof decodeFs>;
   readonly look?: FsLook | undefined;
+  /** Write and remove: the target right after the call (before any later call). */
+  after?: FsLook | undefined;
+}
+
+/** Look at an fs call's target right after it ran (write and remove change it). */
+export function lookAfter(before: BeforeCall | undefined): void {
+  if (before === undefined || 'code' in before.decoded) return;
+  before.after = fsLook(before.decoded.real);
 }
 
 /** Look at the file system for an fs call, before it runs. */
@@ -231,7 +239,7 @@ export function simulate(env: SimEnv, state: ModelLimits, obs: ObservedCall, cap
     } else {
       x.record('call.outcome', [code]);
       if (r.tag === 'ok') {
-        const p = fsPostcondition(call.op, g.target, call.op === 'fs.write' ? call.data : undefined);
+        const p = fsPostcondition(call.op, obs.before?.after ?? fsLook(g.target), call.op === 'fs.write' ? call.data : undefined);
         if (p !== undefined) x.problems.push(p);
       }
     }

@@ -33,6 +33,8 @@ traffic stays on 127.0.0.1; files live in a scratch folder.
                          abi    canonical-ABI abuse programs from a WAT guest
   --guest-share F      share of each host function's runs made through the guest (default 0.1)
   --abi-programs N     abuse programs (default runs / 50)
+  --jobs N             parallel jobs, each with its own scratch world (default 2
+                       on a machine with 2 cores or more; findings do not depend on it)
   --path P             replay one counterexample (with --seed, --layer and --op)
   --json               print exactly one JSON document on stdout
 
@@ -93,6 +95,7 @@ export const fuzzCommand: Command = {
         layer: { type: 'string', multiple: true },
         'guest-share': { type: 'string' },
         'abi-programs': { type: 'string' },
+        jobs: { type: 'string' },
         json: { type: 'boolean', default: false },
       },
     });
@@ -130,6 +133,7 @@ export const fuzzCommand: Command = {
       layers: layers.length > 0 ? (layers as Layer[]) : undefined,
       guestShare,
       abiPrograms: positiveInt(values['abi-programs'], '--abi-programs'),
+      jobs: positiveInt(values.jobs, '--jobs'),
       policy,
       policyArg: values.policy,
       progress: json ? undefined : (line) => io.err(`${line}\n`),
