@@ -164,8 +164,10 @@ export function predictHop(p: ModelPolicy, env: HttpEnv, mayUse: MayUse, req: Ho
     if (body.length > p.caps.httpRequestBytes) return err('too-large', 'request body');
   }
 
-  // Secrets: placeholders only in header values; values only where bound.
-  const href = req.url;
+  // Secrets: placeholders only in header values; values only where bound. The host drops the fragment first.
+  const noFragment = new URL(req.url);
+  if (noFragment.hash !== '' || noFragment.href.endsWith('#')) noFragment.hash = '';
+  const href = noFragment.href;
   const decodedHref = percentDecode(Buffer.from(href, 'latin1'));
   if (PLACEHOLDER_LIKE.test(href) || PLACEHOLDER_LIKE.test(decodedHref.toString('latin1'))) return err('denied', 'placeholder in url', 'E_SECRET_LEAK');
   if (body !== undefined && body.length > 0) {

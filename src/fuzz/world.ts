@@ -58,6 +58,8 @@ export interface WorldOptions {
 function fakeSecrets(names: readonly string[]): Record<string, string> {
   const out: Record<string, string> = {};
   for (const n of names) out[n] = `fz-${n.toLowerCase().replace(/[^a-z0-9]/g, '')}-${randomBytes(8).toString('hex')}`;
+  // One value with characters JSON and URLs escape: a redaction that looks only for the raw spelling misses it.
+  if ('QUOTED' in out) out['QUOTED'] = `fz"q\\uo/te\t${randomBytes(6).toString('hex')}`;
   return out;
 }
 
@@ -100,6 +102,7 @@ function builtinDocs(s: string, port: number): Array<[string, Record<string, unk
     OPEN_KEY: { hosts: [`http://127.0.0.1:${port}`], reveal: true },
     LOCKED: { hosts: [] },
     WILD: { hosts: ['*.fuzz.test'] },
+    QUOTED: { hosts: [`http://127.0.0.1:${port}`], reveal: true },
   };
   const base = { version: '1.0', fs, tools: { allow: ['fuzz-*'] } };
   return [
@@ -259,7 +262,7 @@ export class World {
       let secretNames: string[];
       let fixtures: Fixture[];
       // The server needs the secret values before it starts; the port comes after. Names first.
-      if (options.policy === undefined) secretNames = ['API_KEY', 'OPEN_KEY', 'LOCKED', 'WILD'];
+      if (options.policy === undefined) secretNames = ['API_KEY', 'OPEN_KEY', 'LOCKED', 'WILD', 'QUOTED'];
       else secretNames = Object.keys((options.policy['secrets'] ?? {}) as Record<string, unknown>);
       const secrets = fakeSecrets(secretNames);
       canary = await CanaryServer.start(secrets);
