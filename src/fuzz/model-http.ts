@@ -65,10 +65,16 @@ function percentDecode(bytes: Buffer): Buffer {
 const latin1Len = (s: string): number => Buffer.byteLength(s, 'latin1');
 const headerBytes = (h: readonly Header[]): number => h.reduce((n, [k, v]) => n + latin1Len(k) + latin1Len(v), 0);
 
-/** Names of the secrets whose values occur in `bytes`. */
+/** A value as it is written raw, and as it is written inside a JSON string. */
+function spellings(value: string): string[] {
+  const escaped = JSON.stringify(value).slice(1, -1);
+  return escaped === value ? [value] : [value, escaped];
+}
+
+/** Names of the secrets whose values occur in `bytes` (raw or JSON-escaped). */
 function found(env: HttpEnv, bytes: Buffer): string[] {
   return Object.entries(env.secrets)
-    .filter(([, v]) => bytes.includes(Buffer.from(v, 'utf8')))
+    .filter(([, v]) => spellings(v).some((sp) => bytes.includes(Buffer.from(sp, 'utf8'))))
     .map(([k]) => k);
 }
 
@@ -265,10 +271,12 @@ export function predictHop(p: ModelPolicy, env: HttpEnv, mayUse: MayUse, req: Ho
   return { kind: 'response', status: res.status, headers, body: redacted, sent, address };
 }
 
-/** Every secret value replaced by `[REDACTED:NAME]`. */
+/** Every secret value (raw or JSON-escaped) replaced by `[REDACTED:NAME]`. */
 export function redact(env: HttpEnv, bytes: Buffer): Buffer {
   let text = bytes.toString('latin1');
-  for (const [name, value] of Object.entries(env.secrets)) text = text.split(Buffer.from(value, 'utf8').toString('latin1')).join(`[REDACTED:${name}]`);
+  for (const [name, value] of Object.entries(env.secrets)) {
+    for (const sp of spellings(value)) text = text.split(Buffer.from(sp, 'utf8').toString('latin1')).join(`[REDACTED:${name}]`);
+  }
   return Buffer.from(text, 'latin1');
 }
 
