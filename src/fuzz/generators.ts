@@ -98,7 +98,11 @@ function urlArb(v: Vocab, depth = 0): fc.Arbitrary<string> {
   })).p;
   const host = weighted<string>([6, fc.constantFrom('127.0.0.1', 'canary.fuzz.test', 'localhost')], [4, fc.constantFrom(...v.hosts)]);
   const structured = fc.tuple(scheme, userinfo, host, port, path).map(([s, u, h, p, rest]) => `${s}://${u}${h}${p}${rest}`);
-  const mangled = fc.tuple(structured, fc.constantFrom(' ', '\t', '\n', '\r\n', '\0', '\\', '#', '%', '\u3000')).chain(([u, junk]) => fc.nat(u.length).map((i) => u.slice(0, i) + junk + u.slice(i)));
+  // Where to splice is a fraction, not an index: a replay in another world (another port, another folder) picks the same spot.
+  const mangled = fc.tuple(structured, fc.constantFrom(' ', '\t', '\n', '\r\n', '\0', '\\', '#', '%', '\u3000'), fc.double({ min: 0, max: 1, noNaN: true })).map(([u, junk, at]) => {
+    const i = Math.floor(at * u.length);
+    return u.slice(0, i) + junk + u.slice(i);
+  });
   return weighted<string>([30, structured], [2, mangled], [1, fc.constantFrom('', 'http://', 'http:///x', 'http:x', '//canary.fuzz.test/', 'http://a..b/', `http://${'a'.repeat(64)}.fuzz.test:${v.port}/`, `http://127.0.0.1:${v.port}/` + 'x'.repeat(8200))], [1, fc.string({ maxLength: 30 })]);
 }
 

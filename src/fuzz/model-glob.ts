@@ -183,6 +183,8 @@ function matchSegs(pat: readonly Seg[], pi: number, path: readonly string[], si:
   }
   if (si >= path.length) return false;
   const s = path[si] as string;
+  // minimatch's rule, dot:true or not: a wildcard never matches `.` or `..` as a whole name.
+  if (p.kind === 're' && (s === '.' || s === '..')) return false;
   if (p.kind === 'lit' ? p.text !== s : !p.re.test(s)) return false;
   return matchSegs(pat, pi + 1, path, si + 1);
 }

@@ -40,6 +40,7 @@ import {
 export const STRICTER: readonly string[] = [
   'A capability resource with a control character (U+0000-U+001F, U+007F-U+009F) is refused as E_INVALID_ARGUMENT before any token is matched, even for an fs path the path rules accept.',
   'A net capability matches the URL host exactly as WHATWG serialises it, so `example.com.` (trailing dot) is not covered by a token for `example.com`, although the policy treats both as the same host.',
+  'A wildcard (`*`, `?`, a class) never matches `.` or `..` as a whole name (minimatch\'s rule, whatever `dot` says): a secrets token for `*` does not cover a secret named `.`.',
   'A `{{secret:NAME}}` placeholder whose NAME the gate extracts (`[A-Za-z0-9_.-]{1,128}`) but the policy cannot name (`[A-Za-z_][A-Za-z0-9_]{0,127}`) is E_INVALID_ARGUMENT at the policy stage.',
   'The host refuses an allowed request whose header names are not HTTP tokens, whose values hold CR, LF, NUL or characters beyond Latin-1, or that names a hop-by-hop, host or proxy-* header (`invalid`), before any secret is filled or any address resolved.',
   'The host dials only the address it checked; every name resolves (through the fuzzer\'s resolver) to loopback, so an allowed request to a name needs a rule that names loopback (resolves_to, an IP rule, localhost) or it ends with E_POLICY_DENY at the address check.',

@@ -5,9 +5,7 @@
  */
 import { resolve } from 'node:path';
 import { loadPolicyFile } from '../../policy/index.ts';
-import { LAYERS, type Layer } from '../../fuzz/cases.ts';
-import { ALL_OPS, type Op } from '../../fuzz/generators.ts';
-import { runFuzz, type FuzzReport } from '../../fuzz/run.ts';
+import { ALL_OPS, LAYERS, runFuzz, type FuzzReport, type Layer, type Op } from '../../fuzz/index.ts';
 import { emit, parse, usageError } from '../output.ts';
 import { EXIT_FAIL, EXIT_OK, type Command } from '../types.ts';
 
