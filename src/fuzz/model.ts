@@ -13,7 +13,7 @@
  * `STRICTER` (and docs/fuzzing.md), so a difference is always a finding.
  * @module
  */
-import { lstatSync, readdirSync, readFileSync, readlinkSync, statSync, type Stats } from 'node:fs';
+import { lstatSync, readdirSync, readFileSync, readlinkSync, type Stats } from 'node:fs';
 import { compileGlob, compileNameGlob, globMatch, nameMatches, type GlobAlt, type ModelGlob } from './model-glob.ts';
 import {
   cidrHas,
@@ -501,7 +501,6 @@ export function checkCap(grants: readonly ModelGrant[], kind: CapKind, resource:
   for (const g of cands) {
     if (!methodKnown) break;
     if (!g.links.every((l) => linkCovers(kind, l, resource, method))) continue;
-    if ((g.links[0] as ModelLink).methods === undefined) continue;
     const step = failureStep(g, ctx);
     if (step === 0) {
       const leaf = g.links[g.links.length - 1] as ModelLink;
@@ -875,15 +874,6 @@ export function fsPostcondition(op: string, after: FsLook, data?: Uint8Array): s
   }
   if (op === 'fs.remove') return after.kind === 'missing' ? undefined : 'remove reported ok but the decided target still exists';
   return undefined;
-}
-
-/** Whether a regular file exists at a path (following links). */
-export function isFile(p: string): boolean {
-  try {
-    return statSync(p).isFile();
-  } catch {
-    return false;
-  }
 }
 
 export { parseModelIp, modelUrl, modelHostMatches };
