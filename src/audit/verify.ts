@@ -173,6 +173,9 @@ export async function verifyAudit(options: VerifyAuditOptions): Promise<AuditVer
     });
   }
 
+  // The writer's saved state names a checkpoint it wrote before saving it. Read it before the checkpoints,
+  // or a live writer that checkpoints and saves while this runs makes the file look like it lost some.
+  const saved = key === null || origin === null ? null : readSavedCheckpoint(paths.stateFile, key);
   // Checkpoints are read before the log, so a live writer can only have made the log longer than they say.
   const checkpoints: IndexedCheckpoint[] = [];
   if (cpFile !== null && fs.existsSync(cpFile)) {
@@ -316,8 +319,7 @@ export async function verifyAudit(options: VerifyAuditOptions): Promise<AuditVer
       message: `no valid checkpoint covers this log (${fs.existsSync(cpFile) ? cpFile + ' holds none' : cpFile + ' is missing'}): nothing anchors it, so a rewrite could not be told apart`,
     });
   }
-  // The writer's saved state names a checkpoint; the checkpoint file must still hold one at least that new.
-  const saved = key === null || origin === null ? null : readSavedCheckpoint(paths.stateFile, key);
+  // The checkpoint file must still hold one at least as new as the saved state names.
   if (saved !== null && saved.origin === origin && saved.size > (latest?.size ?? 0)) {
     add({
       code: 'checkpoints-removed',

@@ -111,13 +111,23 @@ function metered(call: CanonicalCall): MeteredCall {
   }
 }
 
-/** What the audit log may know of a request: never data, never a secret. */
+/**
+ * At most `n` UTF-16 units of `s`, never ending inside a surrogate pair: the
+ * audit log refuses a lone surrogate, and a refused record is a call without one.
+ */
+function clip(s: string, n: number): string {
+  if (s.length <= n) return s;
+  const cut = s.charCodeAt(n - 1) >= 0xd800 && s.charCodeAt(n - 1) <= 0xdbff ? n - 1 : n;
+  return s.slice(0, cut);
+}
+
+/** What the audit log may know of a request: never data, never a secret. Paths and URLs are cut to 512 units (a record holds at most 4 KiB of detail). */
 function requestFacts(call: CanonicalCall): { hash: string; detail: AuditDetail } {
   switch (call.op) {
     case 'fs.write':
       return {
         hash: hashRequest({ op: call.op, path: call.real, dataSha256: sha256Hex(call.data), bytes: call.data.length }),
-        detail: { path: call.real, bytes: call.data.length },
+        detail: { path: clip(call.real, 512), bytes: call.data.length },
       };
     case 'http.fetch':
       return {
@@ -133,7 +143,7 @@ function requestFacts(call: CanonicalCall): { hash: string; detail: AuditDetail 
     case 'secrets.get':
       return { hash: hashRequest({ op: call.op, name: call.name }), detail: { name: call.name } };
     default:
-      return { hash: hashRequest({ op: call.op, path: call.real }), detail: { path: call.real } };
+      return { hash: hashRequest({ op: call.op, path: call.real }), detail: { path: clip(call.real, 512) } };
   }
 }
 
@@ -141,8 +151,8 @@ function requestFacts(call: CanonicalCall): { hash: string; detail: AuditDetail 
 function rawFacts(call: HostCall): { hash: string; detail: AuditDetail } {
   const c = call as unknown as Record<string, unknown>;
   const shown: Record<string, string> = {};
-  if (typeof c['path'] === 'string') shown['path'] = c['path'].slice(0, 512);
-  else if (typeof c['url'] === 'string') shown['url'] = c['url'].slice(0, 512);
+  if (typeof c['path'] === 'string') shown['path'] = clip(c['path'], 512);
+  else if (typeof c['url'] === 'string') shown['url'] = clip(c['url'], 512);
   let hash: string;
   try {
     hash = hashRequest({ op: String(c['op']), ...shown });
@@ -284,7 +294,9 @@ export class Gate {
     return { allow: true, tokenId: cap.tokenId, policy: pd, reservation, reason: `${cap.reason}; ${pd.reason}${approved}` };
   }
 
-  async #deny(ctx: RunContext, op: string, facts: { hash: string; detail: AuditDetail }, d: Denied): Promise<HostReply> {
+  async #deny(ctx: RunContext, op: string, facts: { hash: string; detail: AuditDetail }, denied: Denied): Promise<HostReply> {
+    // A reason can quote the guest's URL or path, which may carry a secret's value.
+    const d = { ...denied, reason: this.#redact(denied.reason) };
     ctx.stats.denied++;
     if (ctx.denials.length < MAX_DENIALS) ctx.denials.push({ op, code: d.code, reason: d.reason });
     await this.#audit(ctx, {
@@ -301,10 +313,16 @@ export class Gate {
     return { tag: 'err', val: denialToGuest(d) };
   }
 
+  /** Secret values replaced by `[REDACTED:NAME]` (also percent-encoded ones). */
+  #redact(text: string): string {
+    return this.#scrub(text);
+  }
+
+  /** Append a record of this run; the log never holds a secret's value, whatever the guest put in a path or URL. */
   #audit(ctx: RunContext, entry: Omit<AuditEntry, 'runId' | 'tool' | 'toolDigest'>): Promise<AuditReceipt> {
     // A tool that read a secret may put it in a URL or a path: the record shows where the call went, never the value.
     const scrubbed = entry.reason === undefined ? undefined : this.#scrub(entry.reason);
-    const reason = scrubbed !== undefined && scrubbed.length > 1024 ? scrubbed.slice(0, 1021) + '...' : scrubbed;
+    const reason = scrubbed !== undefined && scrubbed.length > 1024 ? clip(scrubbed, 1021) + '...' : scrubbed;
     const detail = entry.detail === undefined ? undefined : (this.#scrubValue(entry.detail) as AuditDetail);
     return this.#d.audit.append({ ...entry, reason, detail, runId: ctx.runId, tool: ctx.tool.name, toolDigest: `sha256:${ctx.tool.digest}` });
   }
@@ -322,7 +340,7 @@ export class Gate {
   }
 
   #scrubValue(v: AuditDetail[string]): AuditDetail[string] {
-    if (typeof v === 'string') return this.#d.secrets.size === 0 ? v : this.#scrub(v).slice(0, 1024);
+    if (typeof v === 'string') return this.#d.secrets.size === 0 ? v : clip(this.#scrub(v), 1024);
     if (Array.isArray(v)) return v.map((x: AuditDetail[string]) => this.#scrubValue(x));
     if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, this.#scrubValue(x)]));
     return v;
@@ -347,7 +365,8 @@ export class Gate {
     // 7 effect
     let reply: HostReply;
     let responseHash: string | undefined;
-    let used: { readBytes?: number; writeBytes?: number } = {};
+    // A failed effect read or wrote nothing: settle it as zero bytes, or its whole reservation stays spent.
+    let used: { readBytes?: number; writeBytes?: number } = { readBytes: 0, writeBytes: 0 };
     const detail: Record<string, AuditDetail[string]> = {};
     try {
       const scope =

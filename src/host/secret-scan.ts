@@ -33,6 +33,7 @@ interface Span {
 export class SecretScanner {
   readonly #names: string[];
   readonly #values: Buffer[];
+  readonly #count: number;
   readonly #patLen: Int32Array;
   readonly #classOf = new Uint8Array(256);
   readonly #k: number;
@@ -48,16 +49,24 @@ export class SecretScanner {
     this.#names = [];
     this.#values = [];
     const patterns: Buffer[] = [];
+    let count = 0;
     for (const [name, value] of entries) {
-      const bytes = Buffer.from(value, 'utf8');
-      if (bytes.length === 0) continue;
-      let n = Math.min(bytes.length, PATTERN_BYTES);
-      // End the compiled prefix on a character boundary, so redacted text stays valid UTF-8.
-      while (n > 1 && n < bytes.length && ((bytes[n] as number) & 0xc0) === 0x80) n--;
-      this.#names.push(name);
-      this.#values.push(bytes);
-      patterns.push(bytes.subarray(0, n));
+      if (value.length === 0) continue;
+      count++;
+      // Inside JSON text (a tool's output, an API's answer) a value is written escaped: `"` as `\"`,
+      // a tab as `\t`. Search for that spelling too, or JSON output would carry the value unredacted.
+      const escaped = JSON.stringify(value).slice(1, -1);
+      for (const spelling of escaped === value ? [value] : [value, escaped]) {
+        const bytes = Buffer.from(spelling, 'utf8');
+        let n = Math.min(bytes.length, PATTERN_BYTES);
+        // End the compiled prefix on a character boundary, so redacted text stays valid UTF-8.
+        while (n > 1 && n < bytes.length && ((bytes[n] as number) & 0xc0) === 0x80) n--;
+        this.#names.push(name);
+        this.#values.push(bytes);
+        patterns.push(bytes.subarray(0, n));
+      }
     }
+    this.#count = count;
     this.#patLen = Int32Array.from(patterns, (p) => p.length);
 
     // Byte classes: every byte that occurs in some pattern gets its own class, all others share class 0.
@@ -121,7 +130,7 @@ export class SecretScanner {
 
   /** How many values are searched for. */
   get size(): number {
-    return this.#names.length;
+    return this.#count;
   }
 
   /** Every match, as spans over the whole value where the input holds all of it, else over the compiled prefix. */
@@ -202,11 +211,11 @@ export class SecretScanner {
   }
 
   toJSON(): { secrets: number } {
-    return { secrets: this.#names.length };
+    return { secrets: this.#count };
   }
 
   toString(): string {
-    return `[SecretScanner: ${this.#names.length} values]`;
+    return `[SecretScanner: ${this.#count} values]`;
   }
 
   [inspect.custom](): string {

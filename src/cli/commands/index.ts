@@ -3,6 +3,7 @@ import { auditCommand } from './audit.ts';
 import { buildCommand } from './build.ts';
 import { haltCommand } from './halt.ts';
 import { capCommand } from './cap.ts';
+import { fuzzCommand } from './fuzz.ts';
 import { keysCommand } from './keys.ts';
 import { mcpCommand } from './mcp.ts';
 import { policyCommand } from './policy.ts';
@@ -20,4 +21,5 @@ export const commands: readonly Command[] = [
   auditCommand,
   haltCommand,
   mcpCommand,
+  fuzzCommand,
 ];
