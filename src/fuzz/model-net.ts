@@ -236,6 +236,44 @@ export function modelUrl(raw: string): ModelUrl | string {
   return { href: u.href, scheme, host, hostname, ip, port, path: u.pathname, loopbackName };
 }
 
+/**
+ * Why a tool's own URL is refused before any check (the host's parser, which
+ * the gate runs first: it refuses what a WHATWG parser would repair), or
+ * undefined. Written from docs/host.md: whitespace and controls, backslashes,
+ * other schemes, anything but `scheme://host...`, userinfo, percent-escapes or
+ * raw non-ASCII in the host, IPv4 not written as a.b.c.d, a host not in
+ * lower-case canonical form or ending with a dot, labels outside DNS syntax,
+ * a port outside 1-65535.
+ */
+export function guestUrlRefusal(raw: string): string | undefined {
+  if (raw.length === 0 || raw.length > 8192) return 'length';
+  for (let i = 0; i < raw.length; i++) {
+    const c = raw.charCodeAt(i);
+    if (c <= 0x20 || c === 0x7f || c === 0x5c) return 'control, space or backslash';
+  }
+  const m = /^([A-Za-z][A-Za-z0-9+.-]*):/.exec(raw);
+  const scheme = m?.[1]?.toLowerCase();
+  if (scheme !== 'http' && scheme !== 'https') return 'scheme';
+  const rest = raw.slice(scheme.length + 1);
+  if (!rest.startsWith('//') || rest.startsWith('///')) return 'not scheme://host';
+  const authority = rest.slice(2).split(/[/?#]/, 1)[0] ?? '';
+  if (authority === '' || authority.includes('@') || authority.includes('%') || /[^\x21-\x7e]/.test(authority)) return 'authority';
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    return 'does not parse';
+  }
+  const hostname = u.hostname;
+  if (hostname.startsWith('[')) return parseModelIp(hostname) === undefined ? 'bad ipv6' : undefined;
+  const written = (authority.includes(':') ? authority.slice(0, authority.lastIndexOf(':')) : authority).toLowerCase();
+  if (written !== hostname) return 'not canonical';
+  if (hostname.endsWith('.')) return 'trailing dot';
+  if (v4(hostname) === undefined && (hostname.length > 253 || !hostname.split('.').every((l) => /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$/.test(l)))) return 'labels';
+  if (u.port !== '' && (Number(u.port) < 1 || Number(u.port) > 65535)) return 'port';
+  return undefined;
+}
+
 // ------------------------------------------------------------ net rules
 
 export type ModelHost =

@@ -19,6 +19,7 @@ import {
   cidrHas,
   classify,
   isLoopback,
+  guestUrlRefusal,
   modelUrl,
   originAdmits,
   parseModelCidr,
@@ -43,6 +44,7 @@ export const STRICTER: readonly string[] = [
   'A wildcard (`*`, `?`, a class) never matches `.` or `..` as a whole name (minimatch\'s rule, whatever `dot` says): a secrets token for `*` does not cover a secret named `.`.',
   'A `{{secret:NAME}}` placeholder whose NAME the gate extracts (`[A-Za-z0-9_.-]{1,128}`) but the policy cannot name (`[A-Za-z_][A-Za-z0-9_]{0,127}`) is E_INVALID_ARGUMENT at the policy stage.',
   'The host refuses an allowed request whose header names are not HTTP tokens, whose values hold CR, LF, NUL or characters beyond Latin-1, or that names a hop-by-hop, host or proxy-* header (`invalid`), before any secret is filled or any address resolved.',
+  'A tool\'s own URL is refused at decode (E_INVALID_ARGUMENT, before any token or rule) when the host\'s strict parser refuses it: the gate never repairs a URL and sends the repaired form.',
   'The host dials only the address it checked; every name resolves (through the fuzzer\'s resolver) to loopback, so an allowed request to a name needs a rule that names loopback (resolves_to, an IP rule, localhost) or it ends with E_POLICY_DENY at the address check.',
 ];
 
@@ -603,7 +605,7 @@ export function gateModel(p: ModelPolicy, grants: readonly ModelGrant[], call: M
     }
     case 'http.fetch': {
       if (!/^[A-Za-z]{1,16}$/.test(call.method)) return { stage: 'decode', verdict: deny('E_INVALID_ARGUMENT') as Verdict & { allow: false } };
-      const u = modelUrl(call.url);
+      const u = guestUrlRefusal(call.url) === undefined ? modelUrl(call.url) : 'refused by the host parser';
       if (typeof u === 'string') return { stage: 'decode', verdict: deny('E_INVALID_ARGUMENT') as Verdict & { allow: false } };
       const method = call.method.toUpperCase();
       const placeholders = gatePlaceholders(call.headers);

@@ -273,6 +273,8 @@ export function simulate(env: SimEnv, state: ModelLimits, obs: ObservedCall, cap
     x.record('call.outcome', ['ok'], hop);
     const next = nextHop(req, outcome.status, outcome.headers);
     if (next === 'invalid') {
+      // A Location the host refuses is a denied hop, recorded like any other refused hop.
+      x.record('call.denied', ['E_INVALID_ARGUMENT'], hop + 1);
       x.error(['invalid']);
       break;
     }
