@@ -125,7 +125,16 @@ export class HostFs {
       fh = await fsp.open(fdPath(pathFd), O_RDONLY | O_NOCTTY);
       const rst = await fh.stat({ bigint: true });
       if (rst.dev !== st.dev || rst.ino !== st.ino) throw new AuthorityError(ErrorCode.POLICY_DENY, `${guestPath} changed while it was being opened`, { data: { path: guestPath } });
-      return await readBounded(fh, Number(rst.size), limits.readBytes, guestPath);
+      const bytes = await readBounded(fh, Number(rst.size), limits.readBytes, guestPath);
+      // Again after the read. Unlinking a name drops the link count before the
+      // kernel marks the name deleted, so a hard link being removed during the
+      // checks above could show one link and a live name for an instant; by
+      // now the removal has finished and shows, and the bytes are dropped.
+      walk.verifyLinkedInside(pathFd, guestPath);
+      if ((await fh.stat({ bigint: true })).nlink > 1n && !this.#allowHardLinkedReads) {
+        throw new AuthorityError(ErrorCode.POLICY_DENY, `${guestPath} gained a hard link while it was being read`, { data: { path: guestPath } });
+      }
+      return bytes;
     } catch (err) {
       throw fsFailure(err, guestPath);
     } finally {
