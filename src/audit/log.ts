@@ -48,6 +48,8 @@ import { ensurePublicKeyFile, loadOrCreateSigningKey, signerFromKey, type AuditS
 export type AuditDurability = 'fsync' | 'none';
 
 const NOOP = (): void => {};
+/** With durability 'none', how many records may wait for their write before appends wait too. */
+const NONE_MAX_QUEUED = 4096;
 
 export interface AuditLogOptions extends AuditLocation {
   /** Ed25519 private key (KeyObject or PKCS#8 PEM). Default: `dataPaths(dir).auditSigningKey`, created 0600 if missing. */
@@ -391,8 +393,9 @@ export class AuditLog {
     this.#prevHash = hash;
     this.#assignedEnd += built.bytes;
     const end = this.#assignedEnd;
-    if (this.durability === 'none') {
+    if (this.durability === 'none' && this.#queue.length < NONE_MAX_QUEUED) {
       // Nothing is promised about the disk: acknowledge now, write in order at the end of this turn.
+      // Past NONE_MAX_QUEUED records waiting, appends wait for their write: memory never grows without bound.
       // `flushed()` waits for the writes; a write failure stops the log and every later append fails.
       this.#queue.push({ text, seq, hash, end, resolve: NOOP, reject: NOOP });
       this.#schedule();
