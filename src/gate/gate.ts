@@ -425,6 +425,10 @@ export class Gate {
     const code = reply.tag === 'ok' ? 'ok' : reply.val.tag === 'denied' ? reply.val.val.code : reply.val.tag;
     const reason = reply.tag === 'ok' ? undefined : reply.val.tag === 'denied' ? reply.val.val.message : reply.val.tag === 'rate-limited' ? `retry after ${reply.val.val} ms` : reply.val.val;
     await this.#audit(ctx, { kind: 'call.outcome', op, decision: 'allow', code, tokenId, responseHash: responseHash as never, reason, detail });
+    // The host refused at the effect (an address DNS gave, a secret on its way out): the caller sees it with the gate's own denials.
+    if (reply.tag === 'err' && reply.val.tag === 'denied' && ctx.denials.length < MAX_DENIALS) {
+      ctx.denials.push({ op, code: reply.val.val.code as ErrorCode, reason: this.#redact(reply.val.val.message) });
+    }
     return reply;
   }
 
