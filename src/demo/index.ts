@@ -122,7 +122,10 @@ async function main(): Promise<number> {
       } catch (e) {
         if (!(e instanceof AuthorityError)) throw e;
         const audit = e.data?.['audit'] as { start: number; end: number } | undefined;
-        say(`   ${red('denied')}   ${e.code}: ${e.message}`);
+        // The tool failed because the gate refused one of its host calls: show the gate's own code.
+        const denial = (e.data?.['denials'] as Array<{ op: string; code: string; reason: string }> | undefined)?.[0];
+        if (denial) say(`   ${red('denied')}   ${denial.op} ${denial.code}: ${denial.reason}`);
+        else say(`   ${red('denied')}   ${e.code}: ${e.message}`);
         if (audit) say(dim(`   audit #${audit.start}-#${audit.end}`));
         if (step.expect !== 'deny') surprises++;
       }
