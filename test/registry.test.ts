@@ -3,11 +3,13 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parse } from '@bytecodealliance/jco';
 import { AuthorityError, ErrorCode } from '../src/errors.ts';
-import { capCoreMemories, checkImports, componentImports } from '../src/registry/index.ts';
+import { capCoreMemories, checkImports, compileComponent, componentImports } from '../src/registry/index.ts';
+import { patchGenerated } from '../src/registry/compile.ts';
 import { exampleTools, FIXTURES, watFixture } from './helpers/fixtures.ts';
-import { testRuntime } from './helpers/runtime.ts';
+import { SHARED_CACHE, testRuntime } from './helpers/runtime.ts';
 
 let rt: Awaited<ReturnType<typeof testRuntime>>;
 let tools: Record<string, string>;
@@ -105,4 +107,40 @@ test('caps the maximum of every memory a core module defines', async () => {
   assert.deepEqual(capCoreMemories(bounded, 5000).memories, [{ min: 1, max: 1000 }]);
   const big = await parse('(module (memory 100))');
   assert.throws(() => capCoreMemories(big, 64), (e: unknown) => e instanceof AuthorityError && e.code === ErrorCode.COMPONENT_INVALID);
+});
+
+test('the generated code builds its task bookkeeping at instantiation, and the first run still works', async () => {
+  for (const name of ['echo', 'word-count']) {
+    const bytes = readFileSync(tools[name] as string);
+    const compiled = await compileComponent(bytes, createHash('sha256').update(bytes).digest('hex'), { cacheDir: SHARED_CACHE, maxMemoryBytes: 64 * 1024 * 1024 });
+    const js = readFileSync(fileURLToPath(compiled.jsUrl), 'utf8');
+    assert.match(js, /entryFnName: 'prime'/, `${name}: the priming patch did not apply to the generated code`);
+    assert.doesNotMatch(js, /process\?\.env\?\.JCO_DEBUG/);
+    // The prime sits inside instantiate, before the exports are handed out.
+    assert.ok(js.indexOf("entryFnName: 'prime'") < js.indexOf('    return { describe, run,  };'));
+  }
+  // Each invocation gets a fresh (primed) instance; their first runs answer correctly.
+  const allowed = await testRuntime({ policy: { version: '1.0', tools: { allow: ['*'] } } });
+  try {
+    await allowed.register(tools['echo'] as string);
+    await allowed.register(tools['word-count'] as string);
+    for (let i = 0; i < 5; i++) {
+      const r = await allowed.invoke('echo', { i });
+      assert.deepEqual(JSON.parse(r.output), { i });
+    }
+    const wc = await allowed.invoke('word-count', { text: 'one two three' });
+    assert.equal(JSON.parse(wc.output).words, 3);
+  } finally {
+    await allowed.cleanup();
+  }
+});
+
+test('the patch leaves generated code of another shape as it is', () => {
+  assert.equal(patchGenerated('if (globalThis?.process?.env?.JCO_DEBUG) log();'), 'if (false) log();');
+  const noTasks = 'function instantiate() {\n    return { describe, run,  };\n}';
+  assert.equal(patchGenerated(noTasks), noTasks);
+  const twice = 'function createNewCurrentTask(args) {}\nfunction getOrCreateAsyncState(componentIdx, init) {}\ntask.enterSync(); task.exit();\n    return { describe, run,  };\n    return { describe, run,  };';
+  assert.equal(patchGenerated(twice), twice);
+  const once = twice.slice(0, twice.lastIndexOf('\n'));
+  assert.match(patchGenerated(once), /entryFnName: 'prime'/);
 });
