@@ -53,7 +53,7 @@ before(async () => {
   }
   // Durability is not what is under test here; without an fsync per record the runs are short.
   rt = await testRuntime({ audit: { durability: 'none' }, policy: { version: '1.0', name: 'revocation-e2e', fs: { read: [HAMMER_FILE] }, tools: { allow: ['hammer'] } } });
-  await rt.register(await watFixture('hammer'), { limits: { timeoutMs: 300_000 } });
+  await rt.register(await watFixture('hammer'), { limits: { timeoutMs: 300_000, maxHostCalls: 10_000_000 } });
   // Speed of this machine, now: an unrevoked run of 500 calls (all allowed).
   const started = performance.now();
   const r = await rt.invoke('hammer', { n: 500 }, { grants: [fsGrant()], runId: 'calibrate' });

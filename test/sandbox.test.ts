@@ -1,8 +1,12 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { AuthorityError, ErrorCode } from '../src/errors.ts';
+import type { HostReply } from '../src/gate/types.ts';
+import { compileComponent, sha256Hex, type CompiledTool } from '../src/registry/index.ts';
+import { WorkerPool } from '../src/sandbox/index.ts';
 import { exampleTools, watFixture } from './helpers/fixtures.ts';
-import { auditRecords, testRuntime } from './helpers/runtime.ts';
+import { auditRecords, SHARED_CACHE, testRuntime } from './helpers/runtime.ts';
 
 let rt: Awaited<ReturnType<typeof testRuntime>>;
 
@@ -100,5 +104,34 @@ test('halt stops running invocations, refuses new ones, and records why', async 
     assert.deepEqual(halts, ['incident 42: exfiltration suspected']);
   } finally {
     await rt2.cleanup();
+  }
+});
+
+test('an instance made ahead of time whose start function never returns retires its worker, and the pool serves on', async () => {
+  const load = async (path: string): Promise<CompiledTool> => {
+    const bytes = readFileSync(path);
+    return compileComponent(bytes, sha256Hex(bytes), { cacheDir: SHARED_CACHE, maxMemoryBytes: 1 << 20 });
+  };
+  const stuck = await load(await watFixture('start-spin'));
+  const echo = await load((await exampleTools(['echo']))['echo'] as string);
+  const pool = new WorkerPool({ size: 1, prepareTimeoutMs: 200 });
+  try {
+    await pool.warmUp();
+    pool.prepare(stuck);
+    const started = Date.now();
+    while (pool.load.replaced === 0 && Date.now() - started < 10_000) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(pool.load.replaced, 1, 'the worker stuck instantiating was retired');
+    assert.ok(Date.now() - started >= 200, 'not before its time');
+    assert.equal(pool.load.workers, 1);
+    const noHost = async (): Promise<HostReply> => ({ tag: 'err', val: { tag: 'io', val: 'none' } });
+    const r = await pool.run({ tool: echo, entry: 'run', input: '{"after":1}', timeoutMs: 5000, maxOutputBytes: 1 << 20, onHostCall: noHost });
+    assert.deepEqual(r.end, { kind: 'ok', output: '{"after":1}' });
+    // The same tool called directly: its instantiation is part of the run, stopped at the run's deadline.
+    const t0 = Date.now();
+    const s = await pool.run({ tool: stuck, entry: 'run', input: '{}', timeoutMs: 300, maxOutputBytes: 1 << 20, onHostCall: noHost });
+    assert.equal(s.end.kind, 'timeout');
+    assert.ok(Date.now() - t0 < 300 + 1000, `stopped near its deadline (${Date.now() - t0} ms)`);
+  } finally {
+    await pool.close();
   }
 });

@@ -8,7 +8,27 @@ import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from '
 import { AuthorityError, ErrorCode } from '../errors.ts';
 import type { HostCall, HostReply } from '../gate/types.ts';
 import type { CompiledTool } from '../registry/compile.ts';
-import { BRIDGE_SLOTS, CLOSED, CMD_SEQ, LINGERING, REP_SEQ, REQ_SEQ, SPIN_US, type BridgeRequest, type FromWorker, type RunEnd, type ToWorker } from './protocol.ts';
+import {
+  BRIDGE_BYTES,
+  CLOSED,
+  CMD_SEQ,
+  LINGERING,
+  PREP_COUNT,
+  PREP_STARTED_AT,
+  PREP_TOOL,
+  READY_BASE,
+  READY_SLOTS,
+  REP_SEQ,
+  REQ_SEQ,
+  RUN_STARTED,
+  RUN_STARTED_AT,
+  SPIN_US,
+  TIMES_OFFSET,
+  type BridgeRequest,
+  type FromWorker,
+  type RunEnd,
+  type ToWorker,
+} from './protocol.ts';
 
 export interface PoolOptions {
   /** Number of workers kept warm. Default: the number of CPUs. */
@@ -29,6 +49,12 @@ export interface PoolOptions {
    * between a reply and the next request (at least 50), up to this. Default 200; 0 disables.
    */
   mainSpinUs?: number;
+  /**
+   * How long making an instance ahead of time may take (the tool's start
+   * functions run then) before the worker is retired, in milliseconds, until
+   * a run on that worker replaces it with the run's own deadline. Default 10000.
+   */
+  prepareTimeoutMs?: number;
 }
 
 export interface RunRequest {
@@ -57,6 +83,8 @@ interface ActiveRun {
   id: number;
   req: RunRequest;
   resolve: (outcome: RunOutcome) => void;
+  /** Date.now() when the run was sent to its worker. */
+  sentAt: number;
   timer: NodeJS.Timeout;
   enqueuedAt: number;
   onAbort: (() => void) | undefined;
@@ -74,6 +102,8 @@ const MIN_SPIN_US = 50;
 
 /** Extra time a run may take before it starts, for loading its tool into a worker. */
 const LOAD_GRACE_MS = 10_000;
+/** While a run has not started, its deadline timer looks again this often. */
+const START_POLL_MS = 20;
 
 /**
  * The worker's entry. From compiled JS it is worker.js itself; in a
@@ -92,6 +122,8 @@ function workerEntry(): { entry: string | URL; evalMode: boolean } {
 class PoolWorker {
   readonly worker: Worker;
   readonly signal: Int32Array;
+  /** RUN_STARTED_AT, PREP_STARTED_AT. */
+  readonly times: Float64Array;
   /** The main end of the bridge: host calls and run ends come in, replies go out. */
   readonly port: MessagePort;
   /** The main end of the command port. */
@@ -111,20 +143,23 @@ class PoolWorker {
    */
   spinScore = 1;
   spinSkips = 0;
-  readonly loaded = new Set<string>();
-  /** Digests with an instance made ahead of time in this worker. */
-  readonly warm = new Set<string>();
+  /** Tools loaded into this worker, with the slot where it shows a ready instance (-1: none left). */
+  readonly loaded = new Map<string, number>();
+  /** Instantiations ahead of time asked of this worker (compared with PREP_COUNT). */
+  prepareRequests = 0;
   readonly ready: Promise<void>;
   active: ActiveRun | undefined;
   retired = false;
-  /** An instance being made ahead of time, and the timer that bounds it. */
-  preparing: { digest: string; timer: NodeJS.Timeout } | undefined;
-  /** Deadline for ahead-of-time instantiation, from the last run or prepare request. */
-  prepareTimeoutMs = 10_000;
+  /** Watches instantiation ahead of time while some is asked and not done (a start function that never returns). */
+  prepareWatch: NodeJS.Timeout | undefined;
+  /** Deadline for ahead-of-time instantiation, from the last run on this worker. */
+  prepareTimeoutMs: number;
 
   constructor(opts: Required<PoolOptions>, onMessage: (w: PoolWorker, msg: FromWorker) => void, onExit: (w: PoolWorker, why: string) => void) {
-    const bridge = new SharedArrayBuffer(BRIDGE_SLOTS * 4);
-    this.signal = new Int32Array(bridge);
+    this.prepareTimeoutMs = opts.prepareTimeoutMs;
+    const bridge = new SharedArrayBuffer(BRIDGE_BYTES);
+    this.signal = new Int32Array(bridge, 0, TIMES_OFFSET / 4);
+    this.times = new Float64Array(bridge, TIMES_OFFSET, 2);
     Atomics.store(this.signal, SPIN_US, opts.workerSpinUs);
     const { port1, port2 } = new MessageChannel();
     this.port = port1;
@@ -164,6 +199,17 @@ class PoolWorker {
     });
   }
 
+  /** Whether this worker holds an unused instance of the tool. */
+  isWarm(digest: string): boolean {
+    const slot = this.loaded.get(digest);
+    return slot !== undefined && slot >= 0 && Atomics.load(this.signal, READY_BASE + slot) === 1;
+  }
+
+  /** Whether instantiation ahead of time is under way or still to come here. */
+  get preparing(): boolean {
+    return Atomics.load(this.signal, PREP_COUNT) < this.prepareRequests;
+  }
+
   send(msg: ToWorker): void {
     this.cmd.postMessage(msg);
     Atomics.add(this.signal, CMD_SEQ, 1);
@@ -175,6 +221,7 @@ class PoolWorker {
   retire(): void {
     if (this.retired) return;
     this.retired = true;
+    if (this.prepareWatch !== undefined) clearTimeout(this.prepareWatch);
     Atomics.store(this.signal, CLOSED, 1);
     Atomics.notify(this.signal, REQ_SEQ);
     Atomics.notify(this.signal, REP_SEQ);
@@ -190,6 +237,7 @@ export class WorkerPool {
   readonly #workers = new Set<PoolWorker>();
   readonly #queue: Queued[] = [];
   #nextId = 1;
+  #replaced = 0;
   #closed: string | undefined;
   readonly #cores = availableParallelism();
 
@@ -200,6 +248,7 @@ export class WorkerPool {
       heapLimitMb: opts.heapLimitMb ?? 256,
       workerSpinUs: opts.workerSpinUs ?? 300,
       mainSpinUs: opts.mainSpinUs ?? 200,
+      prepareTimeoutMs: opts.prepareTimeoutMs ?? 10_000,
     };
     for (let i = 0; i < this.#opts.size; i++) this.#spawn();
   }
@@ -208,11 +257,11 @@ export class WorkerPool {
     return this.#opts.size;
   }
 
-  /** Runs in progress and waiting. */
-  get load(): { running: number; queued: number; workers: number } {
+  /** Runs in progress and waiting, workers, and how many workers were retired and replaced so far. */
+  get load(): { running: number; queued: number; workers: number; replaced: number } {
     let running = 0;
     for (const w of this.#workers) if (w.active) running++;
-    return { running, queued: this.#queue.length, workers: this.#workers.size };
+    return { running, queued: this.#queue.length, workers: this.#workers.size, replaced: this.#replaced };
   }
 
   /** Resolves once every worker has started. */
@@ -225,9 +274,10 @@ export class WorkerPool {
     let n = 0;
     for (const w of this.#workers) {
       if (n >= count) break;
-      if (w.retired || w.warm.has(tool.digest)) continue;
+      if (w.retired || w.isWarm(tool.digest)) continue;
       this.#ensureLoaded(w, tool);
       w.send({ type: 'prepare', digest: tool.digest, timeoutMs: LOAD_GRACE_MS });
+      this.#expectPrepare(w);
       n++;
     }
   }
@@ -287,22 +337,65 @@ export class WorkerPool {
     );
   }
 
+  /**
+   * The worker for a run: one holding a ready instance of the tool; else an
+   * idle one (not busy instantiating ahead), with the tool loaded if possible;
+   * else the one whose instantiation ahead started first (it is the first
+   * free). Readiness is read from shared memory, so a worker that finished
+   * an instance a moment ago counts at once.
+   */
   #pick(digest: string): PoolWorker | undefined {
-    let loaded: PoolWorker | undefined;
-    let any: PoolWorker | undefined;
+    let idleLoaded: PoolWorker | undefined;
+    let idle: PoolWorker | undefined;
+    let soonest: PoolWorker | undefined;
+    let soonestAt = Infinity;
     for (const w of this.#workers) {
       if (w.active || w.retired) continue;
-      if (w.warm.has(digest)) return w;
-      if (loaded === undefined && w.loaded.has(digest)) loaded = w;
-      any ??= w;
+      if (w.isWarm(digest)) return w;
+      if (w.preparing) {
+        const at = Atomics.load(w.signal, PREP_TOOL) !== 0 ? (w.times[PREP_STARTED_AT] as number) : Infinity;
+        if (soonest === undefined || at < soonestAt) {
+          soonest = w;
+          soonestAt = at;
+        }
+        continue;
+      }
+      if (idleLoaded === undefined && w.loaded.has(digest)) idleLoaded = w;
+      idle ??= w;
     }
-    return loaded ?? any;
+    return idleLoaded ?? idle ?? soonest;
   }
 
   #ensureLoaded(w: PoolWorker, tool: CompiledTool): void {
     if (w.loaded.has(tool.digest)) return;
-    w.send({ type: 'load', digest: tool.digest, jsUrl: tool.jsUrl, modules: [...tool.modules] });
-    w.loaded.add(tool.digest);
+    const slot = w.loaded.size < READY_SLOTS ? w.loaded.size : -1;
+    w.send({ type: 'load', digest: tool.digest, slot, jsUrl: tool.jsUrl, modules: [...tool.modules] });
+    w.loaded.set(tool.digest, slot);
+  }
+
+  /** Count one more instantiation ahead of time asked of `w`, and make sure it is watched. */
+  #expectPrepare(w: PoolWorker): void {
+    w.prepareRequests++;
+    if (w.prepareWatch === undefined) w.prepareWatch = setTimeout(() => this.#checkPrepare(w), w.prepareTimeoutMs);
+  }
+
+  /**
+   * Instantiating ahead of time runs the tool's start functions: one that
+   * overruns the tool's deadline retires the worker, as a run would.
+   */
+  #checkPrepare(w: PoolWorker): void {
+    w.prepareWatch = undefined;
+    if (w.retired || !w.preparing) return;
+    let waitMs = w.prepareTimeoutMs;
+    if (Atomics.load(w.signal, PREP_TOOL) !== 0) {
+      const overMs = Date.now() - (w.times[PREP_STARTED_AT] as number);
+      if (overMs >= w.prepareTimeoutMs) {
+        this.#replace(w);
+        return;
+      }
+      waitMs = w.prepareTimeoutMs - overMs;
+    }
+    w.prepareWatch = setTimeout(() => this.#checkPrepare(w), waitMs);
   }
 
   #start(w: PoolWorker, q: Queued): void {
@@ -314,8 +407,9 @@ export class WorkerPool {
       req,
       resolve: q.resolve,
       enqueuedAt: q.enqueuedAt,
-      // Until the worker says the run started, allow for loading the tool; then the deadline proper.
-      timer: setTimeout(() => this.#onDeadline(w, id), req.timeoutMs + LOAD_GRACE_MS),
+      sentAt: Date.now(),
+      // The earliest the deadline can be; #onDeadline looks at when the guest really started.
+      timer: setTimeout(() => this.#onDeadline(w, id), req.timeoutMs),
       onAbort: undefined,
     };
     if (req.signal !== undefined) {
@@ -330,9 +424,10 @@ export class WorkerPool {
     }
     w.active = active;
     w.prepareTimeoutMs = req.timeoutMs;
-    w.warm.delete(req.tool.digest);
     Atomics.store(w.signal, SPIN_US, this.#spinAllowed() ? this.#opts.workerSpinUs : 0);
-    w.send({ type: 'run', id, digest: req.tool.digest, entry: req.entry, input: req.input, maxOutputBytes: req.maxOutputBytes, prepareNext: req.entry === 'run' });
+    const prepareNext = req.entry === 'run';
+    w.send({ type: 'run', id, digest: req.tool.digest, entry: req.entry, input: req.input, maxOutputBytes: req.maxOutputBytes, prepareNext });
+    if (prepareNext) this.#expectPrepare(w);
     // Watch for the run's first call or its end straight away: a short run ends before a wake-up would arrive.
     w.lastEventAt = performance.now();
     void this.#pump(w);
@@ -350,24 +445,6 @@ export class WorkerPool {
   }
 
   #onMessage(w: PoolWorker, msg: FromWorker): void {
-    if (msg.type === 'started') {
-      const active = w.active;
-      if (active === undefined || active.id !== msg.id) return;
-      clearTimeout(active.timer);
-      active.timer = setTimeout(() => this.#onDeadline(w, msg.id), active.req.timeoutMs);
-      return;
-    }
-    if (msg.type === 'preparing') {
-      if (w.preparing !== undefined) clearTimeout(w.preparing.timer);
-      w.preparing = { digest: msg.digest, timer: setTimeout(() => this.#onPrepareOverrun(w, msg.digest), w.prepareTimeoutMs) };
-      return;
-    }
-    if (msg.type === 'prepared') {
-      if (w.preparing !== undefined) clearTimeout(w.preparing.timer);
-      w.preparing = undefined;
-      if (!w.retired && msg.failed !== true) w.warm.add(msg.digest);
-      return;
-    }
     if (msg.type !== 'done') return;
     const active = w.active;
     if (active === undefined || active.id !== msg.id) return;
@@ -388,16 +465,21 @@ export class WorkerPool {
     this.#replace(w);
   }
 
-  /** Instantiating ahead of time took too long (a start function that never returns): retire the worker. */
-  #onPrepareOverrun(w: PoolWorker, digest: string): void {
-    if (w.preparing?.digest !== digest) return;
-    w.preparing = undefined;
-    this.#replace(w);
-  }
-
+  /**
+   * A run's deadline timer: the deadline counts from when the worker started
+   * the guest (RUN_STARTED_AT); before that, the run may wait up to
+   * LOAD_GRACE_MS more for its tool to load.
+   */
   #onDeadline(w: PoolWorker, id: number): void {
     const active = w.active;
     if (active === undefined || active.id !== id) return;
+    const now = Date.now();
+    const started = Atomics.load(w.signal, RUN_STARTED) === id;
+    const due = started ? (w.times[RUN_STARTED_AT] as number) + active.req.timeoutMs : active.sentAt + active.req.timeoutMs + LOAD_GRACE_MS;
+    if (now < due) {
+      active.timer = setTimeout(() => this.#onDeadline(w, id), started ? due - now : Math.min(due - now, START_POLL_MS));
+      return;
+    }
     w.active = undefined;
     active.resolve({ end: { kind: 'timeout', message: `the tool ran past its deadline of ${active.req.timeoutMs} ms and was stopped` }, stats: this.#stats(active, undefined) });
     this.#replace(w);
@@ -416,7 +498,7 @@ export class WorkerPool {
   /** Retire a worker and start a fresh one in its place, in the background. */
   #replace(w: PoolWorker): void {
     this.#workers.delete(w);
-    if (w.preparing !== undefined) clearTimeout(w.preparing.timer);
+    this.#replaced++;
     const active = w.active;
     w.active = undefined;
     if (active !== undefined) {

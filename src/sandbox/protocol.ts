@@ -10,6 +10,10 @@
  * spins briefly, then sleeps in Atomics.wait until `REP_SEQ` matches, and
  * reads the reply with receiveMessageOnPort. Sequence numbers (not flags)
  * make every wake-up unambiguous.
+ *
+ * The same memory carries what the pool needs to know between messages:
+ * whether a worker holds a ready instance of a tool, when its current run
+ * started (for the deadline) and whether it is still instantiating ahead.
  */
 import type { HostCall, HostReply } from '../gate/types.ts';
 
@@ -32,7 +36,29 @@ export const CMD_SEQ = 4;
  * wake-up message. It clears this before its last look.
  */
 export const LINGERING = 5;
-export const BRIDGE_SLOTS = 8;
+/**
+ * The id of the latest run whose guest the worker started (its deadline
+ * starts then; the time is at RUN_STARTED_AT). Written by the worker, read by
+ * the pool when a deadline timer fires: no message per run.
+ */
+export const RUN_STARTED = 6;
+/** 1 + the slot of the tool being instantiated ahead of time, 0 when none (since PREP_STARTED_AT). */
+export const PREP_TOOL = 7;
+/** How many ahead-of-time instantiations the worker has finished (or skipped), counting every one asked of it. */
+export const PREP_COUNT = 8;
+/**
+ * READY_BASE + slot is 1 while the worker holds an unused instance of the
+ * tool in that slot (slots are given out by the pool when it loads a tool into
+ * the worker, READY_SLOTS at most; a tool without a slot simply goes unseen).
+ */
+export const READY_BASE = 16;
+export const READY_SLOTS = 256;
+export const BRIDGE_SLOTS = READY_BASE + READY_SLOTS;
+/** Float64 slots (Date.now() values) after the Int32 ones. */
+export const TIMES_OFFSET = BRIDGE_SLOTS * 4;
+export const RUN_STARTED_AT = 0;
+export const PREP_STARTED_AT = 1;
+export const BRIDGE_BYTES = TIMES_OFFSET + 2 * 8;
 
 export interface ToolDescription {
   name: string;
@@ -45,6 +71,8 @@ export type ToWorker =
   | {
       type: 'load';
       digest: string;
+      /** Where the worker shows that it holds a ready instance (READY_BASE + slot), or -1. */
+      slot: number;
       jsUrl: string;
       modules: Array<[string, WebAssembly.Module]>;
     }
@@ -75,10 +103,7 @@ export type RunEnd =
 /** Worker -> main. */
 export type FromWorker =
   | { type: 'ready' }
-  | { type: 'started'; id: number }
-  | { type: 'done'; id: number; end: RunEnd; instantiateUs: number; runUs: number; fromReady: boolean }
-  | { type: 'preparing'; digest: string }
-  | { type: 'prepared'; digest: string; failed?: boolean };
+  | { type: 'done'; id: number; end: RunEnd; instantiateUs: number; runUs: number; fromReady: boolean };
 
 /** Worker -> main on the bridge port: a host call, or the end of a run. */
 export type BridgeRequest = { kind: 'call'; seq: number; call: HostCall } | { kind: 'done'; done: Extract<FromWorker, { type: 'done' }> };

@@ -9,7 +9,26 @@
  */
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import type { GuestError, HostCall, HostReply } from '../gate/types.ts';
-import { CLOSED, CMD_SEQ, LINGERING, REP_SEQ, REQ_SEQ, SPIN_US, type BridgeReply, type FromWorker, type RunEnd, type ToWorker, type ToolDescription } from './protocol.ts';
+import {
+  CLOSED,
+  CMD_SEQ,
+  LINGERING,
+  PREP_COUNT,
+  PREP_STARTED_AT,
+  PREP_TOOL,
+  READY_BASE,
+  REP_SEQ,
+  REQ_SEQ,
+  RUN_STARTED,
+  RUN_STARTED_AT,
+  SPIN_US,
+  TIMES_OFFSET,
+  type BridgeReply,
+  type FromWorker,
+  type RunEnd,
+  type ToWorker,
+  type ToolDescription,
+} from './protocol.ts';
 
 interface WorkerInit {
   bridge: SharedArrayBuffer;
@@ -32,15 +51,32 @@ interface ToolExports {
 interface LoadedTool {
   instantiate: Instantiate;
   modules: Map<string, WebAssembly.Module>;
+  /** Where this worker shows the pool it holds a ready instance (-1: nowhere). */
+  slot: number;
 }
 
 const init = workerData as WorkerInit;
 const signal = new Int32Array(init.bridge);
+const times = new Float64Array(init.bridge, TIMES_OFFSET, 2);
 const port = init.port;
 const cmdPort = init.cmdPort;
 const tools = new Map<string, LoadedTool>();
 /** Instances made ahead of time, never yet used, one per tool at most. */
 const ready = new Map<string, ToolExports>();
+/** Slots of tools still being imported (their `tools` entry comes later). */
+const pendingSlots = new Map<string, number>();
+
+function slotOf(digest: string): number {
+  return tools.get(digest)?.slot ?? pendingSlots.get(digest) ?? -1;
+}
+
+/** Keep or give up the ready instance of a tool, and show the pool which it is. */
+function setReady(digest: string, instance: ToolExports | undefined): void {
+  if (instance === undefined) ready.delete(digest);
+  else ready.set(digest, instance);
+  const slot = slotOf(digest);
+  if (slot >= 0) Atomics.store(signal, READY_BASE + slot, instance === undefined ? 0 : 1);
+}
 let reqSeq = 0;
 /** Recent time from a request to its reply, in microseconds (an exponentially weighted average). */
 let replyEwmaUs = 50;
@@ -199,9 +235,11 @@ function describeTrap(e: unknown): string {
 function runOnce(msg: Extract<ToWorker, { type: 'run' }>): void {
   let instance: ToolExports | undefined = ready.get(msg.digest);
   const fromReady = instance !== undefined;
-  ready.delete(msg.digest);
+  if (fromReady) setReady(msg.digest, undefined);
   // The deadline starts now: loading the tool was ours, instantiating it (start functions included) is the tool's.
-  post({ type: 'started', id: msg.id });
+  // The time first, then the id: the pool reads the id, then the time.
+  times[RUN_STARTED_AT] = Date.now();
+  Atomics.store(signal, RUN_STARTED, msg.id);
   const t0 = performance.now();
   let end: RunEnd;
   let t1 = t0;
@@ -209,6 +247,7 @@ function runOnce(msg: Extract<ToWorker, { type: 'run' }>): void {
     instance ??= instantiate(msg.digest);
   } catch (e) {
     postDone({ type: 'done', id: msg.id, end: { kind: 'load-error', message: describeTrap(e) }, instantiateUs: 0, runUs: 0, fromReady });
+    if (msg.prepareNext) skipPrepare();
     return;
   }
   t1 = performance.now();
@@ -233,19 +272,31 @@ function runOnce(msg: Extract<ToWorker, { type: 'run' }>): void {
   postDone({ type: 'done', id: msg.id, end, instantiateUs: (t1 - t0) * 1000, runUs: (t2 - t1) * 1000, fromReady });
   // A trapped worker is about to be retired; anything else prepares the next
   // instance now, while the main thread is busy with this run's result.
-  if (end.kind !== 'trap' && msg.prepareNext) prepare(msg.digest);
+  if (!msg.prepareNext) return;
+  if (end.kind === 'trap') skipPrepare();
+  else prepare(msg.digest);
+}
+
+/** A run asked to prepare the next instance but will not (the worker is about to be retired): count it all the same. */
+function skipPrepare(): void {
+  Atomics.add(signal, PREP_COUNT, 1);
 }
 
 function prepare(digest: string): void {
-  if (ready.has(digest) || !tools.has(digest)) return;
-  // Instantiation runs guest code (start functions): the pool times it like a run.
-  post({ type: 'preparing', digest });
   try {
-    ready.set(digest, instantiate(digest));
-    post({ type: 'prepared', digest });
-  } catch {
-    // Instantiation failures surface on the next run, where they can be reported.
-    post({ type: 'prepared', digest, failed: true });
+    if (ready.has(digest) || !tools.has(digest)) return;
+    // Instantiation runs guest code (start functions): the pool times it like a run.
+    times[PREP_STARTED_AT] = Date.now();
+    Atomics.store(signal, PREP_TOOL, slotOf(digest) + 1 || -1);
+    try {
+      setReady(digest, instantiate(digest));
+    } catch {
+      // Instantiation failures surface on the next run, where they can be reported.
+    }
+  } finally {
+    Atomics.store(signal, PREP_TOOL, 0);
+    // Counted whatever happened: the pool compares this with how many it asked for.
+    Atomics.add(signal, PREP_COUNT, 1);
   }
 }
 
@@ -255,14 +306,16 @@ const loading = new Map<string, Promise<void>>();
 function handle(msg: ToWorker): void {
   switch (msg.type) {
     case 'load': {
+      pendingSlots.set(msg.digest, msg.slot);
       const p = import(msg.jsUrl).then((mod: { instantiate: Instantiate }) => {
-        tools.set(msg.digest, { instantiate: mod.instantiate, modules: new Map(msg.modules) });
+        tools.set(msg.digest, { instantiate: mod.instantiate, modules: new Map(msg.modules), slot: msg.slot });
       });
       loading.set(msg.digest, p);
-      p.then(
-        () => loading.delete(msg.digest),
-        () => loading.delete(msg.digest),
-      );
+      const loaded = (): void => {
+        loading.delete(msg.digest);
+        pendingSlots.delete(msg.digest);
+      };
+      p.then(loaded, loaded);
       break;
     }
     case 'run': {
@@ -274,16 +327,28 @@ function handle(msg: ToWorker): void {
             runOnce(msg);
             serveCommands();
           },
-          (e: unknown) => postDone({ type: 'done', id: msg.id, end: { kind: 'load-error', message: describeTrap(e) }, instantiateUs: 0, runUs: 0, fromReady: false }),
+          (e: unknown) => {
+            postDone({ type: 'done', id: msg.id, end: { kind: 'load-error', message: describeTrap(e) }, instantiateUs: 0, runUs: 0, fromReady: false });
+            if (msg.prepareNext) skipPrepare();
+          },
         );
       break;
     }
-    case 'prepare':
-      prepare(msg.digest);
+    case 'prepare': {
+      const pending = loading.get(msg.digest);
+      if (pending === undefined) prepare(msg.digest);
+      else {
+        const later = (): void => {
+          prepare(msg.digest);
+          serveCommands();
+        };
+        pending.then(later, later);
+      }
       break;
+    }
     case 'drop':
+      setReady(msg.digest, undefined);
       tools.delete(msg.digest);
-      ready.delete(msg.digest);
       break;
   }
 }
