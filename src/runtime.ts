@@ -668,8 +668,12 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     let outcome: RunOutcome;
     const inFlight = new Set<Promise<HostReply>>();
     try {
-      startReceipt = await this.#record({ ...base, kind: 'invoke.start', decision: 'allow', code: 'ok', tokenId: admission.tokenId, requestHash, reason: admission.reason, detail: { grants: grantIds, inputBytes: inputText.length } });
-      outcome = await this.#pool.run({
+      // The start record takes its place in the log now, before any record of the run's host calls; the run
+      // starts while it syncs. The guest can do nothing but compute until its first host call, whose intent
+      // record is durable only once everything before it is. The caller hears of the run only after both.
+      const starting = this.#record({ ...base, kind: 'invoke.start', decision: 'allow', code: 'ok', tokenId: admission.tokenId, requestHash, reason: admission.reason, detail: { grants: grantIds, inputBytes: inputText.length } });
+      starting.catch((e: unknown) => controller.abort(e));
+      const running = this.#pool.run({
         tool: registered.compiled,
         entry: 'run',
         input: inputText,
@@ -683,6 +687,8 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
           return p;
         },
       });
+      outcome = await running;
+      startReceipt = await starting;
     } catch (e) {
       controller.abort();
       this.#running.delete(controller);

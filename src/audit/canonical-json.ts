@@ -25,8 +25,6 @@ export type Sha256Hex = string & { readonly __brand: 'Sha256Hex' };
 
 const HEX64 = /^[0-9a-f]{64}$/;
 const MAX_DEPTH = 64;
-// A lone surrogate has no UTF-8 form; JCS requires well-formed Unicode.
-const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
 
 /** Whether `s` is a lowercase hex SHA-256 digest. */
 export function isSha256Hex(s: unknown): s is Sha256Hex {
@@ -59,7 +57,7 @@ function fail(path: string, what: string): never {
 }
 
 function encodeString(s: string, path: string): string {
-  if (LONE_SURROGATE.test(s)) fail(path, 'a string with a lone surrogate');
+  if (!s.isWellFormed()) fail(path, 'a string with a lone surrogate');
   return JSON.stringify(s);
 }
 

@@ -48,6 +48,7 @@ import { ensurePublicKeyFile, loadOrCreateSigningKey, signerFromKey, type AuditS
 export type AuditDurability = 'fsync' | 'none';
 
 const NOOP = (): void => {};
+const defaultNow = (): Date => new Date();
 /** With durability 'none', how many records may wait for their write before appends wait too. */
 const NONE_MAX_QUEUED = 4096;
 
@@ -149,6 +150,8 @@ export class AuditLog {
   #lock: LogLock;
   #signer: AuditSigner;
   #now: () => Date;
+  /** `#now` in epoch ms; Date.now itself unless a clock was given. */
+  #nowMs: () => number;
   #lastMs = -1;
   #lastIso = '';
   #everyRecords: number;
@@ -204,6 +207,7 @@ export class AuditLog {
     this.#lock = init.lock;
     this.#signer = init.signer;
     this.#now = init.now;
+    this.#nowMs = init.now === defaultNow ? Date.now : () => init.now().getTime();
     this.#everyRecords = init.everyRecords;
     const c = init.cursor;
     this.#nextSeq = c.seq;
@@ -236,7 +240,7 @@ export class AuditLog {
       throw new AuthorityError(ErrorCode.CONFIG, 'checkpointEvery.records and .ms must be positive integers', { data: { field: 'checkpointEvery' } });
     }
     const io = options.io ?? nodeAuditIo;
-    const now = options.now ?? (() => new Date());
+    const now = options.now ?? defaultNow;
     ensurePrivateDir(paths.auditDir);
     ensurePrivateDir(paths.checkpointDir);
     const lock = acquireLock(paths.lockFile);
@@ -414,6 +418,8 @@ export class AuditLog {
    * know its records reached the OS (the end of an invocation) awaits this.
    */
   async flushed(): Promise<void> {
+    // Without fsync a flush is one write: do it now rather than a turn of the event loop later.
+    if (this.durability === 'none' && this.#io.writeSync !== undefined && !this.#flushing && this.#queue.length > 0 && this.#failure === null) void this.#flush();
     while (this.#flushing || this.#scheduled || this.#queue.length > 0) {
       if (this.#failure !== null) break;
       await new Promise<void>((r) => this.#idleWaiters.push(r));
@@ -489,11 +495,10 @@ export class AuditLog {
 
   /** The record time; one Date and string per millisecond rather than per record. */
   #time(): string {
-    const d = this.#now();
-    const ms = d.getTime();
+    const ms = this.#nowMs();
     if (ms !== this.#lastMs) {
       this.#lastMs = ms;
-      this.#lastIso = d.toISOString();
+      this.#lastIso = new Date(ms).toISOString();
     }
     return this.#lastIso;
   }
@@ -524,17 +529,20 @@ export class AuditLog {
       const base = this.#durable.offset;
       const data = Buffer.from(batch.map((p) => p.text).join('\n') + '\n', 'utf8');
       if (data.length !== last.end - base) throw new Error(`batch of ${data.length} bytes does not end at ${last.end}`);
+      // A write to the page cache takes microseconds; a round trip through the thread pool, tens.
+      if (this.#io.writeSync !== undefined) writeFullySync(this.#io.writeSync, this.#fd, data, this.#durable.offset);
+      else await writeFully(this.#io, this.#fd, data, this.#durable.offset);
+      const synced = this.durability === 'fsync' ? this.#io.fdatasync(this.#fd) : undefined;
+      synced?.catch(() => {}); // awaited below; a failure then stops the log
+      // The tree needs only the bytes: hash the leaves while the disk syncs.
       let start = 0;
       for (const p of batch) {
         this.#tree.append(leafHash(data.subarray(start, p.end - base - 1)));
         start = p.end - base;
       }
       after = { size: last.seq + 1, offset: last.end, last: last.hash, nodes: this.#tree.nodes() };
-      // A write to the page cache takes microseconds; a round trip through the thread pool, tens.
-      if (this.#io.writeSync !== undefined) writeFullySync(this.#io.writeSync, this.#fd, data, this.#durable.offset);
-      else await writeFully(this.#io, this.#fd, data, this.#durable.offset);
-      if (this.durability === 'fsync') {
-        await this.#io.fdatasync(this.#fd);
+      if (synced !== undefined) {
+        await synced;
         this.#stats.syncs += 1;
       }
     } catch (e) {

@@ -123,14 +123,14 @@ const ENTRY_FIELDS: ReadonlySet<string> = new Set([
 ]);
 const RECORD_FIELDS: ReadonlySet<string> = new Set([...ENTRY_FIELDS, 'v', 'seq', 'time', 'origin', 'prev', 'hash']);
 
-const STRING_RULES: ReadonlyArray<[field: keyof AuditEntry, re: RegExp, what: string]> = [
-  ['runId', NAME_RE, 'a run id (1-128 of A-Z a-z 0-9 . _ : @ / + -)'],
-  ['tool', NAME_RE, 'a tool name (1-128 of A-Z a-z 0-9 . _ : @ / + -)'],
-  ['op', NAME_RE, 'an operation name (1-128 of A-Z a-z 0-9 . _ : @ / + -)'],
-  ['toolDigest', DIGEST_RE, 'a component digest such as "sha256:<hex>"'],
-  ['code', CODE_RE, 'a code such as "E_POLICY_DENY" or "ok" (at most 64 characters)'],
-  ['tokenId', ID_RE, 'a token id (at most 64 of A-Z a-z 0-9 . _ : -), never a whole token'],
-];
+const STRING_RULES: ReadonlyMap<string, readonly [re: RegExp, what: string]> = new Map<string, readonly [RegExp, string]>([
+  ['runId', [NAME_RE, 'a run id (1-128 of A-Z a-z 0-9 . _ : @ / + -)']],
+  ['tool', [NAME_RE, 'a tool name (1-128 of A-Z a-z 0-9 . _ : @ / + -)']],
+  ['op', [NAME_RE, 'an operation name (1-128 of A-Z a-z 0-9 . _ : @ / + -)']],
+  ['toolDigest', [DIGEST_RE, 'a component digest such as "sha256:<hex>"']],
+  ['code', [CODE_RE, 'a code such as "E_POLICY_DENY" or "ok" (at most 64 characters)']],
+  ['tokenId', [ID_RE, 'a token id (at most 64 of A-Z a-z 0-9 . _ : -), never a whole token']],
+]);
 
 /** Why a value is not a valid record field, or null when it is. */
 function fieldProblem(field: string, value: unknown): string | null {
@@ -147,9 +147,9 @@ function fieldProblem(field: string, value: unknown): string | null {
     case 'detail':
       return detailProblem(value);
     default: {
-      const rule = STRING_RULES.find(([f]) => f === field);
+      const rule = STRING_RULES.get(field);
       if (rule === undefined) return 'is not a field of an audit entry';
-      return typeof value === 'string' && rule[1].test(value) ? null : `must be ${rule[2]}`;
+      return typeof value === 'string' && rule[0].test(value) ? null : `must be ${rule[1]}`;
     }
   }
 }
@@ -199,7 +199,9 @@ function invalid(field: string, message: string): AuthorityError {
 export function entryFields(entry: AuditEntry): Record<string, unknown> {
   if (typeof entry !== 'object' || entry === null) throw invalid('(entry)', 'must be an object');
   const out: Record<string, unknown> = {};
-  for (const [field, value] of Object.entries(entry)) {
+  const given = entry as unknown as Record<string, unknown>;
+  for (const field of Object.keys(given)) {
+    const value = given[field];
     if (!ENTRY_FIELDS.has(field)) throw invalid(field, 'is not a field of an audit entry');
     if (value === undefined) continue;
     const p = fieldProblem(field, value);
@@ -229,12 +231,35 @@ if ([...BEFORE_HASH, 'hash', ...AFTER_HASH].join() !== [...BEFORE_HASH, 'hash', 
   throw new Error('audit record member order is not canonical');
 }
 
+/**
+ * One member of a record in canonical form. Free text and detail may hold
+ * anything: the canonicalizer refuses what has no exact form. Every other
+ * string matched an ASCII pattern already (entry fields when appended; the
+ * log's own kind, time, prev and origin by construction) that admits no
+ * character JSON escapes, so its canonical form is the string in quotes.
+ */
 function member(key: string, value: unknown): string {
   if (typeof value === 'number') return `"${key}":${String(value)}`;
-  // Free text and detail may hold anything: the canonicalizer refuses what has no exact form.
-  // Every other string matched an ASCII pattern already, where JSON.stringify is the canonical form.
   if (key === 'detail' || key === 'reason') return `"${key}":${canonicalJson(value)}`;
-  return `"${key}":${JSON.stringify(value)}`;
+  return `"${key}":"${value as string}"`;
+}
+
+/** A record member's value: the log's own fields, else the entry's. */
+function recordValue(key: string, fields: Record<string, unknown>, seq: number, time: string, prev: string, origin: string | undefined): unknown {
+  switch (key) {
+    case 'v':
+      return RECORD_VERSION;
+    case 'seq':
+      return seq;
+    case 'time':
+      return time;
+    case 'prev':
+      return prev;
+    case 'origin':
+      return origin;
+    default:
+      return fields[key];
+  }
 }
 
 /**
@@ -243,31 +268,14 @@ function member(key: string, value: unknown): string {
  * path); `parseRecordLine` checks lines with the generic canonicalizer.
  */
 export function buildRecord(fields: Record<string, unknown>, seq: number, time: string, prev: string, origin?: string): BuiltRecord {
-  // A lookup rather than an object spread: spreading costs more than all the hashing here.
-  const valueOf = (key: string): unknown => {
-    switch (key) {
-      case 'v':
-        return RECORD_VERSION;
-      case 'seq':
-        return seq;
-      case 'time':
-        return time;
-      case 'prev':
-        return prev;
-      case 'origin':
-        return origin;
-      default:
-        return fields[key];
-    }
-  };
   let before = '';
   for (const key of BEFORE_HASH) {
-    const v = valueOf(key);
+    const v = recordValue(key, fields, seq, time, prev, origin);
     if (v !== undefined) before += (before.length === 0 ? '' : ',') + member(key, v);
   }
   let after = '';
   for (const key of AFTER_HASH) {
-    const v = valueOf(key);
+    const v = recordValue(key, fields, seq, time, prev, origin);
     if (v !== undefined) after += (after.length === 0 ? '' : ',') + member(key, v);
   }
   const hash = sha256Hex(`{${before}${before.length === 0 ? '' : ','}${after}}`);
