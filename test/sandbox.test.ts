@@ -135,3 +135,15 @@ test('an instance made ahead of time whose start function never returns retires 
     await pool.close();
   }
 });
+
+test('an invocation reports how long its host calls took as the tool saw them', async () => {
+  const r = await rt.invoke('read-passwd', {});
+  const times = r.stats.hostCallUs;
+  assert.ok(times !== undefined, 'a run that made a host call has its times');
+  assert.ok(times.p50 > 0 && Number.isFinite(times.p50), `p50 ${times.p50}`);
+  assert.ok(times.p99 >= times.p50, `p99 ${times.p99} >= p50 ${times.p50}`);
+  // Bounded by the invocation itself.
+  assert.ok(times.p99 <= r.stats.durationMs * 1000 * 1.1, `p99 ${times.p99} us within the invocation's ${r.stats.durationMs} ms`);
+  const quiet = await rt.invoke('echo', { a: 1 });
+  assert.equal(quiet.stats.hostCallUs, undefined, 'no host calls, no times');
+});

@@ -4,4 +4,4 @@
  * @module
  */
 export { WorkerPool, type PoolOptions, type RunOutcome, type RunRequest, type RunStats } from './pool.ts';
-export type { RunEnd, ToolDescription } from './protocol.ts';
+export type { HostCallTimes, RunEnd, ToolDescription } from './protocol.ts';

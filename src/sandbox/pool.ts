@@ -26,6 +26,7 @@ import {
   TIMES_OFFSET,
   type BridgeRequest,
   type FromWorker,
+  type HostCallTimes,
   type RunEnd,
   type ToWorker,
 } from './protocol.ts';
@@ -75,6 +76,8 @@ export interface RunStats {
   runUs: number;
   fromReady: boolean;
   queuedMs: number;
+  /** The run's host calls as the guest saw them (from the import's entry to its return), when it made any. */
+  hostCalls?: HostCallTimes | undefined;
 }
 
 export type RunOutcome = { end: RunEnd; stats: RunStats } | { end: { kind: 'timeout' | 'crash' | 'halted' | 'aborted'; message: string }; stats: RunStats };
@@ -99,6 +102,8 @@ interface Queued {
 
 /** The shortest spin worth starting, in microseconds. */
 const MIN_SPIN_US = 50;
+/** Loads of the request word between two yields to the microtask queue while the pump watches. */
+const SPIN_SLICE = 1024;
 
 /** Extra time a run may take before it starts, for loading its tool into a worker. */
 const LOAD_GRACE_MS = 10_000;
@@ -441,6 +446,7 @@ export class WorkerPool {
       runUs: msg?.runUs ?? 0,
       fromReady: msg?.fromReady ?? false,
       queuedMs: 0,
+      hostCalls: msg?.hostCalls,
     };
   }
 
@@ -564,6 +570,11 @@ export class WorkerPool {
         if (seq === w.seen && w.active !== undefined && this.#opts.mainSpinUs > 0 && this.#spinAllowed() && (w.spinScore >= 0.25 || ++w.spinSkips % 16 === 0)) {
           const until = w.lastEventAt + Math.min(this.#opts.mainSpinUs, Math.max(MIN_SPIN_US, 4 * w.gapEwmaUs)) / 1000;
           while (seq === w.seen && !w.retired && performance.now() < until) {
+            // A slice of plain loads (a few microseconds), then one turn of the microtask queue.
+            // An await per load allocated tens of kilobytes per host call: the garbage cost
+            // millisecond collections every few dozen calls.
+            for (let i = 0; i < SPIN_SLICE && seq === w.seen; i++) seq = Atomics.load(w.signal, REQ_SEQ);
+            if (seq !== w.seen) break;
             await null;
             seq = Atomics.load(w.signal, REQ_SEQ);
           }

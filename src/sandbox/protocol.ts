@@ -103,7 +103,14 @@ export type RunEnd =
 /** Worker -> main. */
 export type FromWorker =
   | { type: 'ready' }
-  | { type: 'done'; id: number; end: RunEnd; instantiateUs: number; runUs: number; fromReady: boolean };
+  | { type: 'done'; id: number; end: RunEnd; instantiateUs: number; runUs: number; fromReady: boolean; hostCalls?: HostCallTimes | undefined };
+
+/** How long the run's host calls took, seen from the guest's side of the bridge (import entry to return). */
+export interface HostCallTimes {
+  count: number;
+  p50Us: number;
+  p99Us: number;
+}
 
 /** Worker -> main on the bridge port: a host call, or the end of a run. */
 export type BridgeRequest = { kind: 'call'; seq: number; call: HostCall } | { kind: 'done'; done: Extract<FromWorker, { type: 'done' }> };

@@ -25,6 +25,7 @@ import {
   TIMES_OFFSET,
   type BridgeReply,
   type FromWorker,
+  type HostCallTimes,
   type RunEnd,
   type ToWorker,
   type ToolDescription,
@@ -175,8 +176,42 @@ const okShape: Record<HostCall['op'], (v: unknown) => boolean> = {
   'secrets.get': isString,
 };
 
+/**
+ * Host call times of the current run: a histogram with 8 buckets per doubling
+ * (bucket i holds times of about 2^(i/8) - 1 microseconds, within 9%), so a
+ * call costs one logarithm, and a run with many calls no memory.
+ */
+const CALL_BUCKETS = 8;
+const callTimes = new Uint32Array(32 * CALL_BUCKETS);
+let callCount = 0;
+
+function recordCall(us: number): void {
+  const i = Math.min(callTimes.length - 1, Math.max(0, Math.floor(Math.log2(us + 1) * CALL_BUCKETS)));
+  callTimes[i] = (callTimes[i] as number) + 1;
+  callCount++;
+}
+
+/** The run's host call times (and a fresh histogram for the next run). */
+function takeCallTimes(): HostCallTimes | undefined {
+  if (callCount === 0) return undefined;
+  const at = (q: number): number => {
+    const rank = Math.ceil(q * callCount);
+    let seen = 0;
+    for (let i = 0; i < callTimes.length; i++) {
+      seen += callTimes[i] as number;
+      if (seen >= rank) return Math.round((2 ** ((i + 0.5) / CALL_BUCKETS) - 1) * 10) / 10;
+    }
+    return Number.POSITIVE_INFINITY;
+  };
+  const times = { count: callCount, p50Us: at(0.5), p99Us: at(0.99) };
+  callTimes.fill(0);
+  callCount = 0;
+  return times;
+}
+
 /** Wrap a call so that nothing but a well-formed tagged result ever reaches jco. */
 function guarded(build: () => HostCall): HostReply {
+  const t0 = performance.now();
   try {
     const call = build();
     const reply = callHost(call);
@@ -185,6 +220,8 @@ function guarded(build: () => HostCall): HostReply {
     return hostUnavailable('the host returned a malformed reply');
   } catch {
     return hostUnavailable('the host call failed');
+  } finally {
+    recordCall((performance.now() - t0) * 1000);
   }
 }
 
@@ -251,6 +288,7 @@ function runOnce(msg: Extract<ToWorker, { type: 'run' }>): void {
     return;
   }
   t1 = performance.now();
+  takeCallTimes(); // refused calls made while instantiating are not this run's
   inRun = true;
   try {
     if (msg.entry === 'describe') {
@@ -269,7 +307,7 @@ function runOnce(msg: Extract<ToWorker, { type: 'run' }>): void {
   const t2 = performance.now();
   // Busy until the linger: the pool need not wake this thread for a command it posts meanwhile.
   Atomics.store(signal, LINGERING, 2);
-  postDone({ type: 'done', id: msg.id, end, instantiateUs: (t1 - t0) * 1000, runUs: (t2 - t1) * 1000, fromReady });
+  postDone({ type: 'done', id: msg.id, end, instantiateUs: (t1 - t0) * 1000, runUs: (t2 - t1) * 1000, fromReady, hostCalls: takeCallTimes() });
   // A trapped worker is about to be retired; anything else prepares the next
   // instance now, while the main thread is busy with this run's result.
   if (!msg.prepareNext) return;
