@@ -6,17 +6,63 @@
  * @module
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { accessSync, constants, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildTool, WIT_DIR } from '../registry/index.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 /** Where the guest sources live. */
 export const GUEST_SOURCES = join(ROOT, 'test', 'fixtures', 'fuzz');
-const OUT = join(ROOT, 'build', 'fuzz');
+
+let cacheRoot: string | undefined;
+
+/**
+ * Where built guests and transpiled tools are kept between runs: the
+ * package's own `build/` when it can be written (a checkout), else the user's
+ * cache folder (`$XDG_CACHE_HOME` or `~/.cache`, then `authority-sandbox`), as
+ * for a package installed where its user cannot write.
+ */
+export function fuzzCacheRoot(): string {
+  if (cacheRoot !== undefined) return cacheRoot;
+  const candidates = [join(ROOT, 'build'), join(process.env['XDG_CACHE_HOME'] || join(homedir(), '.cache'), 'authority-sandbox')];
+  for (const dir of candidates) {
+    try {
+      mkdirSync(dir, { recursive: true });
+      accessSync(dir, constants.W_OK);
+      cacheRoot = dir;
+      return dir;
+    } catch {
+      // not writable here: try the next
+    }
+  }
+  throw new Error(`no writable cache folder for the fuzzer's guests (tried ${candidates.join(', ')}); set XDG_CACHE_HOME to one`);
+}
+
 /** Where transpiled guests are cached between runs (the runtime's compile cache). */
-export const DEFAULT_CACHE = join(ROOT, 'build', 'cache');
+export function defaultCacheDir(): string {
+  return join(fuzzCacheRoot(), 'cache');
+}
+
+/** The installed version of a package, found from its entry point (its package.json need not be exported). */
+function packageVersion(pkg: string): string {
+  try {
+    let dir = dirname(fileURLToPath(import.meta.resolve(pkg)));
+    for (;;) {
+      const pj = join(dir, 'package.json');
+      if (existsSync(pj)) {
+        const doc = JSON.parse(readFileSync(pj, 'utf8')) as { name?: string; version?: string };
+        if (doc.name === pkg) return doc.version ?? pkg;
+      }
+      const up = dirname(dir);
+      if (up === dir) return pkg;
+      dir = up;
+    }
+  } catch {
+    return pkg;
+  }
+}
 
 /** The echo guest's source and the WAT abuse guest's. */
 export const ECHO_SOURCE = join(GUEST_SOURCES, 'echo-guest.js');
@@ -28,17 +74,15 @@ export async function guestComponent(source: string, log: (line: string) => void
   h.update(readFileSync(source));
   h.update(readFileSync(join(WIT_DIR, 'sandbox.wit')));
   // The toolchain's versions are part of the key: a new componentize-js rebuilds.
-  for (const pkg of ['@bytecodealliance/componentize-js', '@bytecodealliance/jco']) {
-    const pj = join(ROOT, 'node_modules', pkg, 'package.json');
-    h.update(existsSync(pj) ? (JSON.parse(readFileSync(pj, 'utf8')) as { version?: string }).version ?? pkg : pkg);
-  }
+  for (const pkg of ['@bytecodealliance/componentize-js', '@bytecodealliance/jco']) h.update(packageVersion(pkg));
   const key = h.digest('hex').slice(0, 16);
   const name = source.split('/').pop()?.replace(/\.[a-z]+$/, '') ?? 'guest';
-  const out = join(OUT, `${name}-${key}.wasm`);
+  const outDir = join(fuzzCacheRoot(), 'fuzz');
+  const out = join(outDir, `${name}-${key}.wasm`);
   if (existsSync(out)) return readFileSync(out);
-  log(`building the ${name} guest (once; cached in ${OUT})...`);
+  log(`building the ${name} guest (once; cached in ${outDir})...`);
   const { component } = await buildTool(source);
-  mkdirSync(OUT, { recursive: true });
+  mkdirSync(outDir, { recursive: true });
   const tmp = `${out}.${process.pid}.tmp`;
   writeFileSync(tmp, component);
   renameSync(tmp, out);

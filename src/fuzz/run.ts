@@ -17,7 +17,7 @@ import type { CheckStats } from './checker.ts';
 import { FuzzCaseError, GateHarness, type CaseFailure } from './gate-harness.ts';
 import { ALL_OPS, countRuns, scenarioArb, TARGETS, type Op, type Scenario, type Target } from './generators.ts';
 import { GuestHarness } from './guest-harness.ts';
-import { DEFAULT_CACHE } from './guests.ts';
+import { defaultCacheDir } from './guests.ts';
 import { INVARIANTS } from './invariants.ts';
 import { STRICTER } from './model.ts';
 import { World } from './world.ts';
@@ -172,7 +172,7 @@ export async function runFuzz(options: FuzzOptions = {}): Promise<FuzzReport> {
 async function runItems(options: FuzzOptions, items: readonly WorkItem[], seed: number): Promise<FuzzReport> {
   const say = options.progress ?? (() => {});
   const verifyEvery = options.verifyEvery ?? 2000;
-  const cacheDir = options.cacheDir ?? DEFAULT_CACHE;
+  const cacheDir = options.cacheDir ?? defaultCacheDir();
   const world = await World.create({ policy: options.policy });
   const results: PropertyResult[] = [];
   const stats: CheckStats[] = [];
@@ -352,7 +352,7 @@ async function runJobs(options: FuzzOptions & { seed: number }, items: readonly 
 export async function replayRegressions(list: readonly RegressionCase[], options: { cacheDir?: string | undefined } = {}): Promise<Array<{ name: string; problems: readonly string[] }>> {
   const out: Array<{ name: string; problems: readonly string[] }> = [];
   const world = await World.create();
-  const cacheDir = options.cacheDir ?? DEFAULT_CACHE;
+  const cacheDir = options.cacheDir ?? defaultCacheDir();
   try {
     const gate = list.some((c) => c.layer === 'gate') ? await GateHarness.create(world) : undefined;
     const guest = list.some((c) => c.layer === 'guest') ? await GuestHarness.create(world, { cacheDir }) : undefined;
