@@ -265,12 +265,13 @@ export function guestUrlRefusal(raw: string): string | undefined {
     return 'does not parse';
   }
   const hostname = u.hostname;
-  if (hostname.startsWith('[')) return parseModelIp(hostname) === undefined ? 'bad ipv6' : undefined;
+  const badPort = u.port !== '' && (Number(u.port) < 1 || Number(u.port) > 65535);
+  if (hostname.startsWith('[')) return parseModelIp(hostname) === undefined ? 'bad ipv6' : badPort ? 'port' : undefined;
   const written = (authority.includes(':') ? authority.slice(0, authority.lastIndexOf(':')) : authority).toLowerCase();
   if (written !== hostname) return 'not canonical';
   if (hostname.endsWith('.')) return 'trailing dot';
   if (v4(hostname) === undefined && (hostname.length > 253 || !hostname.split('.').every((l) => /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$/.test(l)))) return 'labels';
-  if (u.port !== '' && (Number(u.port) < 1 || Number(u.port) > 65535)) return 'port';
+  if (badPort) return 'port';
   return undefined;
 }
 
