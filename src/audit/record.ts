@@ -185,8 +185,16 @@ function detailProblem(value: unknown): string | null {
   } catch (e) {
     return (e as Error).message;
   }
-  return Buffer.byteLength(text) <= MAX_DETAIL_BYTES ? null : `must be at most ${MAX_DETAIL_BYTES} bytes as canonical JSON`;
+  if (Buffer.byteLength(text) > MAX_DETAIL_BYTES) return `must be at most ${MAX_DETAIL_BYTES} bytes as canonical JSON`;
+  checkedDetail.set(value, text);
+  return null;
 }
+
+/**
+ * The canonical text of each detail object `entryFields` checked, so that
+ * `buildRecord`, which runs right after on the same object, encodes it once.
+ */
+const checkedDetail = new WeakMap<object, string>();
 
 function invalid(field: string, message: string): AuthorityError {
   return new AuthorityError(ErrorCode.INVALID_ARGUMENT, `audit entry: \`${field}\` ${message}`, { data: { field } });
@@ -240,7 +248,13 @@ if ([...BEFORE_HASH, 'hash', ...AFTER_HASH].join() !== [...BEFORE_HASH, 'hash', 
  */
 function member(key: string, value: unknown): string {
   if (typeof value === 'number') return `"${key}":${String(value)}`;
-  if (key === 'detail' || key === 'reason') return `"${key}":${canonicalJson(value)}`;
+  if (key === 'detail') {
+    // Taken once: an object's contents could change before a later record uses it again.
+    const checked = checkedDetail.get(value as object);
+    if (checked !== undefined) checkedDetail.delete(value as object);
+    return `"detail":${checked ?? canonicalJson(value)}`;
+  }
+  if (key === 'reason') return `"reason":${canonicalJson(value)}`;
   return `"${key}":"${value as string}"`;
 }
 

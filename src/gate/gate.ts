@@ -323,7 +323,8 @@ export class Gate {
     // A tool that read a secret may put it in a URL or a path: the record shows where the call went, never the value.
     const scrubbed = entry.reason === undefined ? undefined : this.#scrub(entry.reason);
     const reason = scrubbed !== undefined && scrubbed.length > 1024 ? clip(scrubbed, 1021) + '...' : scrubbed;
-    const detail = entry.detail === undefined ? undefined : (this.#scrubValue(entry.detail) as AuditDetail);
+    // With no secrets there is nothing to scrub: the detail goes as it is, not copied.
+    const detail = entry.detail === undefined || this.#d.secrets.size === 0 ? entry.detail : (this.#scrubValue(entry.detail) as AuditDetail);
     return this.#d.audit.append({ ...entry, reason, detail, runId: ctx.runId, tool: ctx.tool.name, toolDigest: `sha256:${ctx.tool.digest}` });
   }
 
