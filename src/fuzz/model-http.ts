@@ -10,7 +10,7 @@
 import { gunzipSync } from 'node:zlib';
 import type { CanaryRequest, CanaryResponse, Header } from './canary.ts';
 import { decideAddress, type ModelPolicy } from './model.ts';
-import { parseModelIp, type ModelUrl } from './model-net.ts';
+import { guestUrlRefusal, parseModelIp, type ModelUrl } from './model-net.ts';
 
 export interface HttpEnv {
   /** Secret values the store holds, by name. */
@@ -308,21 +308,9 @@ export function nextHop(req: HopRequest, status: number, headers: readonly Heade
       return 'invalid';
     }
   }
-  const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):/.exec(target)?.[1]?.toLowerCase();
-  if (scheme !== 'http' && scheme !== 'https') return 'invalid';
-  const afterScheme = target.slice(scheme.length + 1);
-  if (!afterScheme.startsWith('//') || afterScheme.startsWith('///')) return 'invalid';
-  const authority = afterScheme.slice(2).split(/[/?#]/, 1)[0] as string;
-  if (authority === '' || authority.includes('@') || authority.includes('%') || /[^\x21-\x7e]/.test(authority)) return 'invalid';
-  let u: URL;
-  try {
-    u = new URL(target);
-  } catch {
-    return 'invalid';
-  }
-  if (u.username !== '' || u.password !== '') return 'invalid';
-  const rawHost = (authority.includes(':') && !authority.startsWith('[') ? authority.slice(0, authority.lastIndexOf(':')) : authority.startsWith('[') ? authority.slice(0, authority.indexOf(']') + 1) : authority).toLowerCase();
-  if (!u.hostname.startsWith('[') && rawHost !== u.hostname) return 'invalid';
+  // The host checks a redirect's target as it checks a guest's own URL.
+  if (guestUrlRefusal(target) !== undefined) return 'invalid';
+  const u = new URL(target);
   if (u.hash !== '' || u.href.endsWith('#')) u.hash = '';
   const next = hostUrl(u.href);
   if (!next.ok) return 'invalid';
