@@ -13,18 +13,14 @@
  * @module
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rmSync } from 'node:fs';
 import fc from 'fast-check';
-import pino from 'pino';
 import { verifyAudit, type AuditEntry, type AuditReceipt } from '../audit/index.ts';
 import { AuthorityError } from '../errors.ts';
-import { SecretStore } from '../host/index.ts';
-import { createRuntime, type Runtime } from '../runtime.ts';
+import type { Runtime } from '../runtime.ts';
 import { broadToken } from './generators.ts';
-import { FuzzCaseError, HANG_MARGIN_MS, LogCapture } from './gate-harness.ts';
-import { ABI_SOURCE, guestComponent } from './guests.ts';
+import { FuzzCaseError, HANG_MARGIN_MS, type LogCapture } from './gate-harness.ts';
+import { ABI_SOURCE, guestRuntime, type GuestRuntimeOptions } from './guests.ts';
 import { auditShape, groupCalls, HangError, secretNeedles, secretsIn, settleWithin } from './invariants.ts';
 import type { ObservedRecord } from './simulate.ts';
 import { ForeignKeys, mint } from './tokens.ts';
@@ -164,28 +160,8 @@ export class AbiHarness {
     };
   }
 
-  static async create(world: World, options: { poolSize?: number; cacheDir?: string; log?: (line: string) => void } = {}): Promise<AbiHarness> {
-    const component = await guestComponent(ABI_SOURCE, options.log);
-    const dataDir = mkdtempSync(join(tmpdir(), 'authority-fuzz-abi-'));
-    const logs = new LogCapture();
-    const rt = await createRuntime({
-      dataDir,
-      cacheDir: options.cacheDir,
-      policy: (world.variants[0] as (typeof world.variants)[number]).policy,
-      secrets: new SecretStore(world.secrets),
-      audit: { durability: 'none' },
-      pool: { size: options.poolSize ?? 1 },
-      http: { lookup: world.lookup, onConnect: world.onConnect, keepAliveTimeoutMs: 1000 },
-      logger: pino({ level: 'debug' }, logs),
-      limits: { timeoutMs: 20_000, maxMemoryBytes: 4 * 1024 * 1024 },
-    });
-    try {
-      await rt.register(component);
-    } catch (e) {
-      await rt.close();
-      rmSync(dataDir, { recursive: true, force: true });
-      throw e;
-    }
+  static async create(world: World, options: GuestRuntimeOptions = {}): Promise<AbiHarness> {
+    const { rt, logs, dataDir } = await guestRuntime(world, ABI_SOURCE, 'abi', options, { limits: { timeoutMs: 20_000, maxMemoryBytes: 4 * 1024 * 1024 } });
     return new AbiHarness(world, rt, logs, dataDir);
   }
 

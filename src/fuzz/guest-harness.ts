@@ -10,20 +10,16 @@
  * @module
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import pino, { type Logger } from 'pino';
+import { rmSync } from 'node:fs';
 import { verifyAudit, type AuditEntry, type AuditReceipt } from '../audit/index.ts';
 import { AuthorityError } from '../errors.ts';
 import type { HostCall } from '../gate/types.ts';
-import { SecretStore } from '../host/index.ts';
 import { Limiter, MemoryLimitStore, type LimitStore } from '../limits/index.ts';
-import { createRuntime, type Runtime } from '../runtime.ts';
+import type { Runtime } from '../runtime.ts';
 import { RunChecker, newStats, type CheckStats } from './checker.ts';
-import { bridged, CLOCK_START, FuzzCaseError, HANG_MARGIN_MS, LogCapture } from './gate-harness.ts';
+import { bridged, CLOCK_START, FuzzCaseError, HANG_MARGIN_MS, type LogCapture } from './gate-harness.ts';
 import type { Scenario, Step } from './generators.ts';
-import { ECHO_SOURCE, guestComponent } from './guests.ts';
+import { ECHO_SOURCE, guestRuntime, type GuestRuntimeOptions } from './guests.ts';
 import { budgetProblems, groupCalls, HangError, secretNeedles, secretsIn, settleWithin } from './invariants.ts';
 import { admitInvocation, type ModelCall } from './model.ts';
 import { lookAfter, lookBefore, type BeforeCall, type ObservedRecord, type ObservedReply } from './simulate.ts';
@@ -120,31 +116,9 @@ export class GuestHarness {
     };
   }
 
-  static async create(world: World, options: { poolSize?: number; cacheDir?: string; log?: (line: string) => void } = {}): Promise<GuestHarness> {
-    const component = await guestComponent(ECHO_SOURCE, options.log);
-    const dataDir = mkdtempSync(join(tmpdir(), 'authority-fuzz-guest-'));
-    const logs = new LogCapture();
-    const logger: Logger = pino({ level: 'debug' }, logs);
+  static async create(world: World, options: GuestRuntimeOptions = {}): Promise<GuestHarness> {
     const store = new SwitchStore();
-    const rt = await createRuntime({
-      dataDir,
-      cacheDir: options.cacheDir,
-      policy: (world.variants[0] as (typeof world.variants)[number]).policy,
-      secrets: new SecretStore(world.secrets),
-      audit: { durability: 'none' },
-      pool: { size: options.poolSize ?? 1 },
-      http: { lookup: world.lookup, onConnect: world.onConnect, keepAliveTimeoutMs: 1000 },
-      store,
-      logger,
-      limits: { timeoutMs: 60_000, maxOutputBytes: 64 * 1024 * 1024 },
-    });
-    try {
-      await rt.register(component);
-    } catch (e) {
-      await rt.close();
-      rmSync(dataDir, { recursive: true, force: true });
-      throw e;
-    }
+    const { rt, logs, dataDir } = await guestRuntime(world, ECHO_SOURCE, 'guest', options, { store, limits: { timeoutMs: 60_000, maxOutputBytes: 64 * 1024 * 1024 } });
     return new GuestHarness(world, rt, store, logs, dataDir);
   }
 

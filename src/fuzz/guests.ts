@@ -6,11 +6,16 @@
  * @module
  */
 import { createHash } from 'node:crypto';
-import { accessSync, constants, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { homedir } from 'node:os';
+import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import pino from 'pino';
+import { SecretStore } from '../host/index.ts';
 import { buildTool, WIT_DIR } from '../registry/index.ts';
+import { createRuntime, type Runtime, type RuntimeOptions } from '../runtime.ts';
+import { LogCapture } from './gate-harness.ts';
+import type { World } from './world.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 /** Where the guest sources live. */
@@ -87,4 +92,47 @@ export async function guestComponent(source: string, log: (line: string) => void
   writeFileSync(tmp, component);
   renameSync(tmp, out);
   return component;
+}
+
+export interface GuestRuntimeOptions {
+  poolSize?: number;
+  cacheDir?: string;
+  log?: (line: string) => void;
+}
+
+/**
+ * A fresh runtime for a harness that drives a guest: in its own data folder,
+ * with the world's first policy, its secrets, resolver and dial guard, an
+ * audit log without fsync and debug logs captured; the guest built from
+ * `source` is registered. What differs between harnesses comes in `extra`.
+ */
+export async function guestRuntime(
+  world: World,
+  source: string,
+  label: string,
+  options: GuestRuntimeOptions,
+  extra: Pick<RuntimeOptions, 'limits' | 'store'>,
+): Promise<{ rt: Runtime; logs: LogCapture; dataDir: string }> {
+  const component = await guestComponent(source, options.log);
+  const dataDir = mkdtempSync(join(tmpdir(), `authority-fuzz-${label}-`));
+  const logs = new LogCapture();
+  const rt = await createRuntime({
+    dataDir,
+    cacheDir: options.cacheDir,
+    policy: (world.variants[0] as (typeof world.variants)[number]).policy,
+    secrets: new SecretStore(world.secrets),
+    audit: { durability: 'none' },
+    pool: { size: options.poolSize ?? 1 },
+    http: { lookup: world.lookup, onConnect: world.onConnect, keepAliveTimeoutMs: 1000 },
+    logger: pino({ level: 'debug' }, logs),
+    ...extra,
+  });
+  try {
+    await rt.register(component);
+  } catch (e) {
+    await rt.close();
+    rmSync(dataDir, { recursive: true, force: true });
+    throw e;
+  }
+  return { rt, logs, dataDir };
 }

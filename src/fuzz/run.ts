@@ -238,38 +238,25 @@ async function runItems(options: FuzzOptions, items: readonly WorkItem[], seed: 
       say(`${layer} ${op}: ${fmt(done)} runs in ${seconds.toFixed(1)} s (${fmt(done / seconds)}/s)${f ? ' FAILED' : ''}`);
     };
 
-    const gateItems = items.filter((i) => i.layer === 'gate');
-    if (gateItems.length > 0) {
-      const h = await GateHarness.create(world);
+    // The gate and guest layers run the same scenarios through different harnesses.
+    const scenarioLayers = [
+      { layer: 'gate', steps: GATE_STEPS, open: () => GateHarness.create(world) },
+      { layer: 'guest', steps: GUEST_STEPS, open: () => GuestHarness.create(world, { cacheDir, log: say }) },
+    ] as const;
+    for (const { layer, steps, open } of scenarioLayers) {
+      const layerItems = items.filter((i) => i.layer === layer);
+      if (layerItems.length === 0 || failure !== undefined) continue;
+      const h = await open();
       try {
-        for (const item of gateItems) {
+        for (const item of layerItems) {
           const op = item.op as Op;
-          await property('gate', op, scenarioArb(world.vocab, world.secrets, world.variants.length, op, GATE_STEPS), plan(item, options).target, (s) => countRuns(s, op), (s) => h.run(s), () => h.verify());
+          await property(layer, op, scenarioArb(world.vocab, world.secrets, world.variants.length, op, steps), plan(item, options).target, (s) => countRuns(s, op), (s) => h.run(s), () => h.verify());
           if (failure !== undefined) break;
         }
         const v = await h.verify();
         if (v !== undefined) {
           verified = false;
-          failure ??= { layer: 'gate', op: gateItems[0]?.op ?? 'abi', seed, path: '', counterexample: null, step: -1, problems: [v], replay: '' };
-        }
-      } finally {
-        stats.push(h.stats);
-        await h.close();
-      }
-    }
-    const guestItems = items.filter((i) => i.layer === 'guest');
-    if (guestItems.length > 0 && failure === undefined) {
-      const h = await GuestHarness.create(world, { cacheDir, log: say });
-      try {
-        for (const item of guestItems) {
-          const op = item.op as Op;
-          await property('guest', op, scenarioArb(world.vocab, world.secrets, world.variants.length, op, GUEST_STEPS), plan(item, options).target, (s) => countRuns(s, op), (s) => h.run(s), () => h.verify());
-          if (failure !== undefined) break;
-        }
-        const v = await h.verify();
-        if (v !== undefined) {
-          verified = false;
-          failure ??= { layer: 'guest', op: guestItems[0]?.op ?? 'abi', seed, path: '', counterexample: null, step: -1, problems: [v], replay: '' };
+          failure ??= { layer, op: layerItems[0]?.op ?? 'abi', seed, path: '', counterexample: null, step: -1, problems: [v], replay: '' };
         }
       } finally {
         stats.push(h.stats);
