@@ -124,7 +124,14 @@ test('test: http decisions, with the method, and the address check for IP litera
   const post = await run('test', fixture('valid.json'), '--op', 'http.fetch', '--target', 'https://api.weather.test/', '--method', 'POST');
   assert.equal(post.code, 1);
   assert.match(post.out, /but not method POST \(it allows GET\)/);
-  const lit = await run('test', fixture('valid.json'), '--op', 'http.fetch', '--target', 'http://2130706433:8080/', '--json');
+  // The live path refuses an IPv4 address not written a.b.c.d; `policy test` says the same.
+  const legacy = await run('test', fixture('valid.json'), '--op', 'http.fetch', '--target', 'http://2130706433:8080/', '--json');
+  assert.equal(legacy.code, 1);
+  const lj = json(legacy) as { allow: boolean; decision: { code: string; reason: string } };
+  assert.equal(lj.allow, false);
+  assert.equal(lj.decision.code, 'E_INVALID_ARGUMENT');
+  assert.match(lj.decision.reason, /four decimal numbers/);
+  const lit = await run('test', fixture('valid.json'), '--op', 'http.fetch', '--target', 'http://127.0.0.1:8080/', '--json');
   assert.equal(lit.code, 0);
   const j = json(lit);
   assert.equal(j['allow'], true);

@@ -197,12 +197,16 @@ test('matches the scheme exactly and the port as written, or the scheme default 
 });
 
 test('explains an http allow by its rule and gives the URL to use', () => {
-  assert.deepEqual(fetch('https://API.example.com./v1?q=1'), {
+  assert.deepEqual(fetch('https://API.example.com/v1?q=1'), {
     allow: true,
     reason: "net.connect[0] 'https://api.example.com:443' allows GET https://api.example.com:443",
     rule: 'net.connect[0]',
-    target: 'https://api.example.com./v1?q=1',
+    target: 'https://api.example.com/v1?q=1',
   });
+  // A trailing dot is what the live path refuses, so the decision refuses it too, saying so.
+  const dot = fetch('https://api.example.com./v1');
+  denies(dot, ErrorCode.INVALID_ARGUMENT);
+  assert.match(dot.reason, /must not end with a dot/);
 });
 
 test('matches a wildcard on subdomains only, never on the bare domain or a lookalike', () => {
@@ -214,17 +218,26 @@ test('matches a wildcard on subdomains only, never on the bare domain or a looka
   denies(fetch('https://a.cdn.example.evil.test/'));
 });
 
-test('compares hosts after IDNA: a rule in Unicode matches the punycode URL and back', () => {
+test('compares hosts after IDNA: a rule in Unicode matches the punycode URL; a raw Unicode URL is refused as the live path refuses it', () => {
   allows(fetch('https://xn--bcher-kva.example/'), 'net.connect[4]');
-  allows(fetch('https://BÜCHER.example/'), 'net.connect[4]');
+  allows(fetch('https://XN--BCHER-KVA.example/'), 'net.connect[4]');
+  const raw = fetch('https://BÜCHER.example/');
+  denies(raw, ErrorCode.INVALID_ARGUMENT);
+  assert.match(raw.reason, /xn-- form/);
   const puny = policyOf({ net: { connect: ['https://xn--bcher-kva.example'] } });
-  allows(puny.decide({ op: 'http.fetch', url: 'https://bücher.example/' }));
+  allows(puny.decide({ op: 'http.fetch', url: 'https://xn--bcher-kva.example/' }));
+  denies(puny.decide({ op: 'http.fetch', url: 'https://bücher.example/' }), ErrorCode.INVALID_ARGUMENT);
   denies(puny.decide({ op: 'http.fetch', url: 'https://bucher.example/' }));
 });
 
-test('a rule naming an IP literal admits that address in every literal form', () => {
-  for (const form of ['127.0.0.1', '2130706433', '0177.0.0.1', '0x7f.1', '127.1', '0x7f000001', '[::ffff:127.0.0.1]', '[::ffff:7f00:1]']) {
+test('a rule naming an IP literal admits that address in its canonical forms; other spellings are refused as the live path refuses them', () => {
+  for (const form of ['127.0.0.1', '[::ffff:127.0.0.1]', '[::ffff:7f00:1]']) {
     allows(fetch(`http://${form}:8080/`), 'net.connect[1]');
+  }
+  for (const form of ['2130706433', '0177.0.0.1', '0x7f.1', '127.1', '0x7f000001']) {
+    const d = fetch(`http://${form}:8080/`);
+    denies(d, ErrorCode.INVALID_ARGUMENT);
+    assert.match(d.reason, /four decimal numbers/, form);
   }
   // Other loopback addresses, and IPv6 forms that reach another machine, are not it.
   for (const form of ['127.0.0.2', '[64:ff9b::7f00:1]', '[2002:7f00:1::]', '[::127.0.0.1]']) denies(fetch(`http://${form}:8080/`));
@@ -233,7 +246,7 @@ test('a rule naming an IP literal admits that address in every literal form', ()
 
 test('a CIDR rule admits the addresses in its network only', () => {
   allows(fetch('http://10.1.2.3:9000/'), 'net.connect[5]');
-  allows(fetch('http://012.0.0.1:9000/'), 'net.connect[5]');
+  denies(fetch('http://012.0.0.1:9000/'), ErrorCode.INVALID_ARGUMENT);
   denies(fetch('http://10.1.2.3:9001/'));
   denies(fetch('http://11.0.0.1:9000/'));
 });
@@ -256,35 +269,35 @@ test('a wildcard host never admits a non-public address or a loopback name', () 
   for (const url of ['http://127.0.0.1/', 'http://10.0.0.1/', 'http://192.168.0.1/', 'http://[::1]/', 'http://[fe80::1]/', 'http://0.0.0.0/', 'http://100.64.0.1/', 'http://[fd00::1]/', 'http://localhost/', 'http://a.localhost/', 'http://224.0.0.1/']) {
     denies(get(url));
   }
-  const d = get('http://0x7f.1:8080/');
+  denies(get('http://0x7f.1:8080/'), ErrorCode.INVALID_ARGUMENT);
+  const d = get('http://127.0.0.1:8080/');
   assert.equal(d.reason, 'http://127.0.0.1:8080: 127.0.0.1 is loopback (127.0.0.0/8), and no net.connect rule names it (a wildcard host never admits a non-public address; name it, e.g. http://127.0.0.1:8080)');
   assert.equal(get('http://localhost:3000/').reason, 'http://localhost:3000: localhost is a loopback name, and no net.connect rule names it (a wildcard host never admits it)');
 });
 
 test('denies 169.254.169.254 in every literal form under a wildcard policy', () => {
   const any = policyOf({ net: { connect: ['http://*:*'] } });
+  // Every form is denied: the canonical ones as the metadata address, every other spelling as a
+  // malformed URL (what the live path says of it), never allowed.
+  const asMetadata: string[] = [];
   for (const form of METADATA_FORMS) {
     const d = any.decide({ op: 'http.fetch', url: `http://${form}/latest/meta-data/` });
+    assert.equal(d.allow, false, form);
+    if (d.allow) continue;
+    if (d.code === ErrorCode.INVALID_ARGUMENT) continue;
     denies(d);
     assert.match(d.reason, /cloud metadata address/, form);
+    asMetadata.push(form);
   }
+  assert.ok(asMetadata.includes('169.254.169.254') && asMetadata.includes('[::ffff:a9fe:a9fe]'), asMetadata.join(' '));
 });
 
 test('a rule naming 169.254.169.254 admits it and its IPv4-mapped form, but not NAT64, 6to4 or compatible forms', () => {
   const p = policyOf({ net: { connect: ['http://169.254.169.254:80'] } });
   const allowed = METADATA_FORMS.filter((form) => p.decide({ op: 'http.fetch', url: `http://${form}/` }).allow);
+  // Legacy IPv4 spellings are refused as malformed (by the decision as by the live path).
   assert.deepEqual(allowed, [
     '169.254.169.254',
-    '169.254.169.254.',
-    '2852039166',
-    '0xa9fea9fe',
-    '0xA9FEA9FE',
-    '0xa9.0xfe.0xa9.0xfe',
-    '0251.0376.0251.0376',
-    '00000000251.254.169.254',
-    '169.254.43518',
-    '0251.254.43518',
-    '169.16689662',
     '[::ffff:169.254.169.254]',
     '[::ffff:a9fe:a9fe]',
     '[0:0:0:0:0:ffff:a9fe:a9fe]',
@@ -297,7 +310,8 @@ test('a rule naming 169.254.169.254 admits it and its IPv4-mapped form, but not 
 
 test('treats localhost as loopback: only a rule naming it admits it', () => {
   allows(fetch('http://localhost:3000/'), 'net.connect[9]');
-  allows(fetch('http://LOCALHOST.:3000/'), 'net.connect[9]');
+  allows(fetch('http://LOCALHOST:3000/'), 'net.connect[9]');
+  denies(fetch('http://LOCALHOST.:3000/'), ErrorCode.INVALID_ARGUMENT);
   denies(fetch('http://localhost:3001/'));
   denies(fetch('http://api.localhost:3000/'));
 });

@@ -16,6 +16,8 @@ export interface GuestUrl {
   readonly url: URL;
   /** `url.href`: what the gate's policy and `mayUse` see. */
   readonly href: string;
+  /** The WHATWG serialisation with the fragment kept (for records; never sent). */
+  readonly hrefWithFragment: string;
   readonly scheme: 'http' | 'https';
   /** Host name (ASCII, lower case) or IP address, without brackets. */
   readonly hostname: string;
@@ -33,6 +35,33 @@ export interface GuestUrl {
 const LABEL = /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$/;
 
 const invalid = (message: string): AuthorityError => new AuthorityError(ErrorCode.INVALID_ARGUMENT, message, { data: { at: 'url' } });
+
+/**
+ * Why the WHATWG parser refused an absolute http(s) URL, from its authority:
+ * say which part is wrong rather than that the whole does not parse.
+ */
+function whyUnparsable(authority: string): string {
+  if (authority.startsWith('[')) {
+    const close = authority.indexOf(']');
+    if (close < 0) return 'url has a malformed IPv6 address (no closing "]")';
+    const rest = authority.slice(close + 1);
+    if (rest !== '' && !/^:\d*$/.test(rest)) return 'url has text after its IPv6 address that is not a port';
+    if (rest.length > 1 && Number(rest.slice(1)) > 65535) return 'url port must be 1-65535';
+    return 'url has a malformed IPv6 address';
+  }
+  if (authority.includes('[') || authority.includes(']')) return 'url host contains "[" or "]" outside an IPv6 address';
+  const colon = authority.lastIndexOf(':');
+  const host = colon < 0 ? authority : authority.slice(0, colon);
+  if (colon >= 0) {
+    const port = authority.slice(colon + 1);
+    if (!/^\d*$/.test(port)) return `url port ${JSON.stringify(port.slice(0, 32))} is not a number`;
+    if (port !== '' && Number(port) > 65535) return 'url port must be 1-65535';
+  }
+  if (host === '') return 'url has no host';
+  // WHATWG reads a host whose last label is numeric as an IPv4 address, and refuses one out of range.
+  if (/^[0-9a-fx.]+$/i.test(host) && /(^|\.)(0x[0-9a-f]*|\d+)\.?$/i.test(host)) return `url host ${JSON.stringify(host.slice(0, 64))} is not a valid IPv4 address`;
+  return `url host ${JSON.stringify(host.slice(0, 64))} contains a character a host name may not have`;
+}
 
 /**
  * Parse and check an outgoing URL.
@@ -54,7 +83,7 @@ export function parseGuestUrl(raw: unknown, maxLength: number = DEFAULT_HTTP_LIM
   }
   const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):/.exec(raw)?.[1]?.toLowerCase();
   if (scheme !== 'http' && scheme !== 'https') {
-    throw invalid(scheme === undefined ? 'url must be absolute (http:// or https://)' : `scheme "${scheme.slice(0, 32)}:" is not allowed; only http and https`);
+    throw invalid(scheme === undefined ? 'url must be absolute (http:// or https://)' : `only http: and https: URLs are allowed, not ${scheme.slice(0, 32)}:`);
   }
   const afterScheme = raw.slice(scheme.length + 1);
   if (!afterScheme.startsWith('//') || afterScheme.startsWith('///')) throw invalid('url must have the form scheme://host/...');
@@ -68,9 +97,10 @@ export function parseGuestUrl(raw: unknown, maxLength: number = DEFAULT_HTTP_LIM
   try {
     url = new URL(raw);
   } catch {
-    throw invalid('url does not parse');
+    throw invalid(whyUnparsable(authority));
   }
   if (url.username !== '' || url.password !== '') throw invalid('url must not carry userinfo (user:password@)');
+  const hrefWithFragment = url.href;
   // The setter re-serialises the URL: pay for it only when there is a fragment to drop.
   if (url.hash !== '' || url.href.endsWith('#')) url.hash = '';
 
@@ -104,6 +134,7 @@ export function parseGuestUrl(raw: unknown, maxLength: number = DEFAULT_HTTP_LIM
   return {
     url,
     href: url.href,
+    hrefWithFragment,
     scheme,
     hostname,
     ipFamily,

@@ -1,11 +1,12 @@
 /**
- * URLs as the policy sees them: parsed by the WHATWG URL parser (what the
- * host's HTTP client uses), then checked and reduced to what net rules
- * match on: scheme, host and port.
+ * URLs as the policy sees them: parsed by the host's one URL parser (what the
+ * live http path dials), then reduced to what net rules match on: scheme,
+ * host and port.
  * @module
  */
 import { domainToASCII } from 'node:url';
 import { AuthorityError, ErrorCode } from '../errors.ts';
+import { parseGuestUrl, type GuestUrl } from '../host/http-url.ts';
 import { classifyIp, formatIp, parseIp, type AddressInfo, type IpAddress } from './ip.ts';
 
 /** Longest URL accepted. */
@@ -35,7 +36,6 @@ export interface CanonicalUrl {
   readonly origin: string;
 }
 
-const DEFAULT_PORT = { http: 80, https: 443 } as const;
 // WHATWG silently drops tabs and newlines inside a URL and trims controls and
 // spaces around it; a URL that needs that is refused rather than guessed.
 function hasControlOrSpace(s: string): boolean {
@@ -46,50 +46,42 @@ function hasControlOrSpace(s: string): boolean {
   return false;
 }
 
-function invalid(message: string, url: string): AuthorityError {
-  return new AuthorityError(ErrorCode.INVALID_ARGUMENT, message, { data: { url: url.length > 256 ? url.slice(0, 256) + '...' : url } });
+function invalid(message: string, url: string, cause?: unknown): AuthorityError {
+  return new AuthorityError(ErrorCode.INVALID_ARGUMENT, message, { data: { url: url.length > 256 ? url.slice(0, 256) + '...' : url }, cause });
 }
 
 /**
- * Parse and check a URL: only `http:`/`https:`, no userinfo, no controls
- * or spaces, a non-empty host. Host names are IDNA-mapped to punycode and
- * lower-cased by the parser; IPv4 in any legacy form becomes a dotted quad;
- * one trailing dot on a name is dropped for matching (`example.com.` is
- * `example.com`). Throws `AuthorityError(E_INVALID_ARGUMENT)`.
+ * Parse and check a URL with the host's own parser (`parseGuestUrl`, the one
+ * the live http path dials with), then reduce it to what net rules match on.
+ * There is one parser, so a decision (`authority policy test`, the gate)
+ * and the live path cannot disagree: what the host would refuse as malformed
+ * (userinfo, backslashes, whitespace, IPv4 in any spelling but a.b.c.d, a
+ * raw non-ASCII or non-canonical host, a trailing dot) is refused here too.
+ * Throws `AuthorityError(E_INVALID_ARGUMENT)` saying which part is wrong.
  *
  * @example
  * ```ts
- * canonicaliseUrl('HTTP://0x7f.1:8080/x').origin;      // 'http://127.0.0.1:8080'
- * canonicaliseUrl('https://Bücher.example./').host;   // 'xn--bcher-kva.example'
+ * canonicaliseUrl('HTTP://127.0.0.1:8080/x').origin;  // 'http://127.0.0.1:8080'
+ * canonicaliseUrl('https://xn--bcher-kva.example/').host; // 'xn--bcher-kva.example'
+ * canonicaliseUrl('http://2130706433/');                // throws E_INVALID_ARGUMENT
  * ```
  */
 export function canonicaliseUrl(raw: string): CanonicalUrl {
   if (typeof raw !== 'string') throw invalid('URL must be a string', String(raw));
-  if (raw.length > MAX_URL_LENGTH) throw invalid(`URL is longer than ${MAX_URL_LENGTH} characters`, raw);
-  if (hasControlOrSpace(raw)) throw invalid('URL contains a control character or a space', raw);
-  let url: URL;
+  let g: GuestUrl;
   try {
-    url = new URL(raw);
-  } catch {
-    throw invalid(`not an absolute URL: ${JSON.stringify(raw.slice(0, 200))}`, raw);
+    g = parseGuestUrl(raw, MAX_URL_LENGTH);
+  } catch (e) {
+    if (e instanceof AuthorityError) throw invalid(e.message, raw, e);
+    throw e;
   }
-  const scheme = url.protocol === 'http:' ? 'http' : url.protocol === 'https:' ? 'https' : undefined;
-  if (scheme === undefined) throw invalid(`only http: and https: URLs are allowed, not ${url.protocol}`, raw);
-  if (url.username !== '' || url.password !== '') throw invalid('URLs with userinfo (user:password@) are refused', raw);
-  const port = url.port === '' ? DEFAULT_PORT[scheme] : Number(url.port);
-  const hostname = url.hostname;
-  if (hostname === '') throw invalid('URL has no host', raw);
-  if (hostname.startsWith('[')) {
-    const ip = parseIp(hostname);
-    if (ip === null) throw invalid('URL host is not a valid IPv6 address', raw);
-    return finish(url.href, scheme, formatIp(ip), 'ipv6', port, ip);
+  const scheme = g.scheme;
+  if (g.ipFamily !== 0) {
+    const ip = parseIp(g.hostname);
+    if (ip === null) throw invalid(`URL host ${JSON.stringify(g.hostname)} is not a valid IP address`, raw);
+    return finish(g.hrefWithFragment, scheme, formatIp(ip), g.ipFamily === 6 ? 'ipv6' : 'ipv4', g.port, ip);
   }
-  // The parser has already turned any IPv4 form into a dotted quad.
-  const ip = parseIp(hostname);
-  if (ip !== null) return finish(url.href, scheme, formatIp(ip), 'ipv4', port, ip);
-  const host = hostname.endsWith('.') ? hostname.slice(0, -1) : hostname;
-  if (host === '' || host.startsWith('.') || host.endsWith('.') || host.includes('..')) throw invalid(`URL host has an empty label: ${JSON.stringify(hostname)}`, raw);
-  return finish(url.href, scheme, host, 'name', port, undefined);
+  return finish(g.hrefWithFragment, scheme, g.hostname, 'name', g.port, undefined);
 }
 
 function finish(href: string, scheme: 'http' | 'https', host: string, hostKind: HostKind, port: number, ip: IpAddress | undefined): CanonicalUrl {
