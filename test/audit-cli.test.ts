@@ -74,6 +74,17 @@ test('audit verify exits 1 on a cut tail, saying how many records are missing', 
   assert.match(r.out, /3 records \(seq 19 to 21\) are missing/);
 });
 
+test('audit verify on two swapped records says they are out of order (swapped), not missing', async (t) => {
+  t.after(() => fs.writeFileSync(logFile(dir), pristine));
+  const lines = pristine.toString().split('\n');
+  [lines[5], lines[6]] = [lines[6] as string, lines[5] as string];
+  fs.writeFileSync(logFile(dir), lines.join('\n'));
+  const r = await cli('audit', 'verify', '--data-dir', dir);
+  assert.equal(r.code, 1);
+  assert.match(r.out, /record 5 \(line 6\): records are out of order, not missing: line 6 holds seq 6, and seq 5 comes later, at line 7 \(records 5 and 6 were swapped\)/);
+  assert.doesNotMatch(r.out, /records are missing/);
+});
+
 test('audit verify exits 2 when there is no log at all', async () => {
   const r = await cli('audit', 'verify', '--data-dir', path.join(dir, 'nothing-here'));
   assert.equal(r.code, 2);

@@ -91,6 +91,31 @@ test('swapping any two neighbouring records is detected at the first of them', a
   }
 });
 
+test('two swapped records are reported as out of order (swapped), not as missing', async () => {
+  for (let k = 1; k + 1 < lines.length; k++) {
+    const swapped = lines.slice();
+    [swapped[k], swapped[k + 1]] = [swapped[k + 1] as string, swapped[k] as string];
+    const r = await verifyWith(joined(swapped));
+    const seqProblems = r.problems.filter((p) => p.code === 'seq');
+    assert.equal(seqProblems.length, 2, `swapping ${k} and ${k + 1}: ${JSON.stringify(seqProblems)}`);
+    assert.match(r.firstBad?.message ?? '', new RegExp(`out of order, not missing.*records ${k} and ${k + 1} were swapped`), `swapping ${k} and ${k + 1}`);
+    assert.match(seqProblems[1]?.message ?? '', new RegExp(`record ${k} \\(line ${k + 2}\\) is out of order: it belongs at line ${k + 1}`));
+    for (const p of r.problems) assert.doesNotMatch(p.message, /records are missing|skips ahead/, `swapping ${k} and ${k + 1}: ${p.message}`);
+  }
+});
+
+test('a record moved further down is reported as moved; a removed one still as missing', async () => {
+  const moved = lines.slice();
+  const [taken] = moved.splice(3, 1);
+  moved.splice(6, 0, taken as string);
+  const r = await verifyWith(joined(moved));
+  assert.match(r.firstBad?.message ?? '', /out of order, not missing: line 4 holds seq 4, and seq 3 comes later, at line 7 \(record 3 was moved\)/);
+  const removed = lines.slice();
+  removed.splice(3, 1);
+  const gone = await verifyWith(joined(removed));
+  assert.match(gone.firstBad?.message ?? '', /records are missing before it/);
+});
+
 test('inserting a copy of any record anywhere is detected where it lands', async () => {
   for (let from = 0; from < lines.length; from += 3) {
     for (let at = 1; at <= lines.length; at += 2) {

@@ -230,6 +230,8 @@ export async function verifyAudit(options: VerifyAuditOptions): Promise<AuditVer
   let end = 0;
   let lastHash: string | null = null;
   let firstAfterClose: { seq: number; line: number; offset: number; kind: string } | null = null;
+  /** Records found where another seq was expected: matched up after the walk to tell moved records from missing ones. */
+  const misplaced: Array<{ problem: AuditProblem; expected: number; found: number; line: number }> = [];
   const logSize = (await fs.promises.stat(paths.logFile)).size;
   for await (const line of readLines(paths.logFile, 0, logSize, MAX_LINE_BYTES)) {
     lineNo += 1;
@@ -257,9 +259,14 @@ export async function verifyAudit(options: VerifyAuditOptions): Promise<AuditVer
       }
     } else {
       lastHash = step.record?.hash ?? null;
-      add({ code: step.problem, message: `record ${at.seq} (line ${lineNo}): ${step.message}`, ...at });
-      if (step.record !== undefined) cursor.resyncAfter(step.record, line.bytes, line.offset);
-      else cursor.skipUnreadable(line.bytes, line.offset);
+      const problem: AuditProblem = { code: step.problem, message: `record ${at.seq} (line ${lineNo}): ${step.message}`, ...at };
+      add(problem);
+      if (step.problem === 'seq' && step.record !== undefined) misplaced.push({ problem, expected: at.seq, found: step.record.seq, line: lineNo });
+      // A record from earlier in the sequence (moved or copied here) is reported on its own; the walk
+      // goes on from where it was, so the records after it are checked against their true neighbours.
+      const goesBack = step.problem === 'seq' && step.record !== undefined && step.record.seq < at.seq;
+      if (step.record === undefined) cursor.skipUnreadable(line.bytes, line.offset);
+      else if (!goesBack) cursor.resyncAfter(step.record, line.bytes, line.offset);
     }
     // Every checkpoint whose size is the number of lines so far.
     while (nextCp < checkpoints.length && (checkpoints[nextCp] as IndexedCheckpoint).cp.size <= tree.size) {
@@ -297,6 +304,7 @@ export async function verifyAudit(options: VerifyAuditOptions): Promise<AuditVer
   }
   report.records = tree.size;
   report.bytes = end;
+  explainMisplaced(misplaced);
 
   // Checkpoints the log never reached: its tail is gone, or an older copy stands in its place.
   const beyond = checkpoints.filter((c) => c.cp.size > tree.size);
@@ -340,6 +348,25 @@ export async function verifyAudit(options: VerifyAuditOptions): Promise<AuditVer
   }
   report.uncovered = latest === null ? tree.size : Math.max(0, tree.size - latest.size);
   return finish(report, moreProblems);
+}
+
+/**
+ * A record that skips ahead reads as "records are missing" until the expected
+ * one turns up later in the file: then nothing is missing, the records are out
+ * of order (two neighbours swapped, or one moved). Say so, at both places.
+ */
+function explainMisplaced(misplaced: Array<{ problem: AuditProblem; expected: number; found: number; line: number }>): void {
+  for (const ahead of misplaced) {
+    if (ahead.found <= ahead.expected) continue;
+    const later = misplaced.find((m) => m.line > ahead.line && m.found === ahead.expected && m.found < m.expected);
+    if (later === undefined) continue;
+    const swapped = later.line === ahead.line + 1 && ahead.found === ahead.expected + 1;
+    const how = swapped ? `records ${ahead.expected} and ${ahead.found} were swapped` : `record ${ahead.expected} was moved`;
+    ahead.problem.message =
+      `record ${ahead.expected} (line ${ahead.line}): records are out of order, not missing: line ${ahead.line} holds seq ${ahead.found}, ` +
+      `and seq ${ahead.expected} comes later, at line ${later.line} (${how})`;
+    later.problem.message = `record ${later.found} (line ${later.line}) is out of order: it belongs at line ${ahead.line} (${how})`;
+  }
 }
 
 function readSavedCheckpoint(stateFile: string, key: AuditPublicKey): Checkpoint | null {
