@@ -39,7 +39,7 @@ import type { Decision, HostCall, HostOp, HostReply } from './gate/types.ts';
 import { HostFs, HttpClient, SecretStore, type HttpClientOptions, type SecretStoreOptions } from './host/index.ts';
 import { Limiter, MemoryLimitStore, type LimitStore, type Reservation } from './limits/index.ts';
 import { Policy, loadPolicy, loadPolicyFile } from './policy/index.ts';
-import { DEFAULT_LIMITS, Registry, toInfo, type RegisterOptions, type ToolInfo, type ToolLimits } from './registry/index.ts';
+import { DEFAULT_LIMITS, Registry, toInfo, validLimits, type RegisterOptions, type ToolInfo, type ToolLimits } from './registry/index.ts';
 import { WorkerPool, type PoolOptions, type RunOutcome } from './sandbox/index.ts';
 
 /** The name of the policy in force when none was given: it denies everything. */
@@ -48,8 +48,6 @@ export const DEFAULT_POLICY_NAME = 'default-deny';
 const HALT_POLL_MS = 250;
 const RUN_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const DEFAULT_MAX_GRANTS = 64;
-/** Time a describe() may take at registration, whatever the tool's own deadline. */
-const DESCRIBE_TIMEOUT_MS = 10_000;
 
 export interface RuntimeOptions {
   /** The data folder (keyring, audit log, revocations, secrets, compile cache). Default: $AUTHORITY_DATA_DIR or ./.authority */
@@ -76,7 +74,11 @@ export interface RuntimeOptions {
   pool?: PoolOptions;
   /** Where transpiled tools are cached, by digest. Default `<dataDir>/cache`. */
   cacheDir?: string;
-  /** Default limits of every tool (each registration may override them). */
+  /**
+   * Default limits of every tool (each registration may override them),
+   * checked here: an unknown or non-positive field is E_CONFIG naming it.
+   * `describeTimeoutMs` bounds describe() at registration (default 2 s).
+   */
   limits?: Partial<ToolLimits>;
   /**
    * Options of the one HTTP client every http.fetch goes through. Tests use
@@ -396,7 +398,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
       tool: compiled,
       entry: 'describe',
       input: '',
-      timeoutMs: DESCRIBE_TIMEOUT_MS,
+      timeoutMs: limits.describeTimeoutMs,
       maxOutputBytes: limits.maxOutputBytes,
       onHostCall: async (): Promise<HostReply> => {
         calledHost = true;
@@ -850,6 +852,8 @@ function endMessage(outcome: RunOutcome): string {
  * audit log, revocations and secrets live in `.authority/` (0700).
  */
 export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime> {
+  // Checked where it enters, before anything is opened: a bad limit is a configuration error naming the field.
+  if (opts.limits !== undefined) validLimits(opts.limits);
   const dataDir = ensurePrivateDir(resolveDataDir(opts.dataDir));
   const logger = opts.logger ?? defaultLogger();
   const policy = await resolvePolicy(opts.policy);

@@ -144,3 +144,42 @@ test('the patch leaves generated code of another shape as it is', () => {
   const once = twice.slice(0, twice.lastIndexOf('\n'));
   assert.match(patchGenerated(once), /entryFnName: 'prime'/);
 });
+
+test('a describe() that never returns is given up at the short default describe deadline, and the pool recovers', async () => {
+  const spin = await watFixture('describe-spin');
+  const started = performance.now();
+  await assert.rejects(rt.register(spin), (e: unknown) => {
+    assert.ok(e instanceof AuthorityError);
+    assert.equal(e.code, ErrorCode.COMPONENT_INVALID);
+    assert.match(e.message, /describe\(\) did not complete: .*deadline of 2000 ms/);
+    return true;
+  });
+  const ms = performance.now() - started;
+  // Not a timing assertion on speed: the old deadline was 10 s, and the default must be well below it.
+  assert.ok(ms >= 2_000 && ms < 9_000, `registration gave up after ${ms.toFixed(0)} ms`);
+  // The worker that ran it was retired and replaced: the next registration describes normally.
+  assert.equal((await rt.register(tools['echo'] as string)).name, 'echo');
+});
+
+test('the describe deadline is configurable per registration and per runtime, and checked where it enters', async () => {
+  const spin = await watFixture('describe-spin');
+  await assert.rejects(rt.register(spin, { limits: { describeTimeoutMs: 300 } }), (e: unknown) => e instanceof AuthorityError && /deadline of 300 ms/.test(e.message));
+  const own = await testRuntime({ limits: { describeTimeoutMs: 250 } });
+  try {
+    await assert.rejects(own.register(spin), (e: unknown) => e instanceof AuthorityError && /deadline of 250 ms/.test(e.message));
+  } finally {
+    await own.cleanup();
+  }
+  for (const bad of [0, -1, Number.NaN, 2 ** 31]) {
+    await assert.rejects(
+      testRuntime({ limits: { describeTimeoutMs: bad } }),
+      (e: unknown) => e instanceof AuthorityError && e.code === ErrorCode.CONFIG && e.data?.['path'] === 'limits.describeTimeoutMs',
+      String(bad),
+    );
+  }
+  await assert.rejects(
+    testRuntime({ limits: { describeTimeout: 5 } as never }),
+    (e: unknown) => e instanceof AuthorityError && e.code === ErrorCode.CONFIG && /limits\.describeTimeout is not a tool limit/.test(e.message),
+  );
+  await assert.rejects(rt.register(spin, { limits: { describeTimeoutMs: 0 } }), (e: unknown) => e instanceof AuthorityError && e.code === ErrorCode.CONFIG);
+});

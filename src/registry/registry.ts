@@ -30,6 +30,12 @@ export interface ToolLimits {
   maxConcurrency: number;
   /** Runs of this tool waiting for a slot; past it, E_OVERLOADED. Default 256. */
   maxQueued: number;
+  /**
+   * Deadline of `describe()` at registration, in milliseconds. A tool only
+   * returns three strings there, so this is short: a describe that never
+   * returns holds registration (and an MCP server's tool list) only this long. Default 2,000.
+   */
+  describeTimeoutMs: number;
 }
 
 export const DEFAULT_LIMITS: Readonly<ToolLimits> = Object.freeze({
@@ -40,6 +46,7 @@ export const DEFAULT_LIMITS: Readonly<ToolLimits> = Object.freeze({
   maxHostCalls: 10_000,
   maxConcurrency: Number.POSITIVE_INFINITY,
   maxQueued: 256,
+  describeTimeoutMs: 2_000,
 });
 
 export interface ToolInfo {
@@ -88,11 +95,22 @@ export function checkImports(imports: readonly ComponentImport[]): string[] {
   return interfaces.sort();
 }
 
-function validLimits(partial: Partial<ToolLimits> | undefined): ToolLimits {
+/**
+ * Tool limits with defaults filled in; throws E_CONFIG naming the first bad
+ * field (an unknown one included: a misspelt limit must not silently do nothing).
+ */
+export function validLimits(partial: Partial<ToolLimits> | undefined): ToolLimits {
   const limits = { ...DEFAULT_LIMITS, ...partial };
   for (const [key, value] of Object.entries(limits)) {
+    if (!Object.hasOwn(DEFAULT_LIMITS, key)) {
+      throw new AuthorityError(ErrorCode.CONFIG, `limits.${key} is not a tool limit (known: ${Object.keys(DEFAULT_LIMITS).join(', ')})`, { data: { path: `limits.${key}` } });
+    }
     if (typeof value !== 'number' || Number.isNaN(value) || value < 0 || (value === 0 && key !== 'maxQueued')) {
       throw new AuthorityError(ErrorCode.CONFIG, `limits.${key} must be a positive number, got ${String(value)}`, { data: { path: `limits.${key}` } });
+    }
+    // A deadline past what a timer can hold would fire at once.
+    if ((key === 'timeoutMs' || key === 'describeTimeoutMs') && value > 2_147_483_647) {
+      throw new AuthorityError(ErrorCode.CONFIG, `limits.${key} must be at most 2147483647 ms, got ${value}`, { data: { path: `limits.${key}` } });
     }
   }
   return limits;

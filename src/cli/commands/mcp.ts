@@ -31,6 +31,8 @@ starting while it exists.
   --halt-file FILE     the stop switch file (default <data-dir>/HALT, as authority halt writes it)
   --tool-timeout MS    deadline of every tool call (default 10000); approvals
                        of host calls must come within it
+  --describe-timeout MS  deadline of each tool's describe() when its folder
+                       is loaded (default 2000)
   --cache-dir DIR      compile cache (default <data-dir>/cache)
 ${RUNTIME_FLAGS_HELP.split('\n')
   .filter((l) => !l.includes('--json'))
@@ -105,12 +107,15 @@ async function serve(argv: string[], io: CliIO): Promise<number> {
       run: { type: 'string' },
       'halt-file': { type: 'string' },
       'tool-timeout': { type: 'string' },
+      'describe-timeout': { type: 'string' },
       'cache-dir': { type: 'string' },
     },
   });
   if (positionals.length > 0) throw usageError(`mcp takes no positional arguments\n\n${USAGE}`);
   const timeoutMs = values['tool-timeout'] === undefined ? undefined : Number(values['tool-timeout']);
   if (timeoutMs !== undefined && !(Number.isInteger(timeoutMs) && timeoutMs > 0)) throw usageError('--tool-timeout takes a positive number of milliseconds');
+  const describeTimeoutMs = values['describe-timeout'] === undefined ? undefined : Number(values['describe-timeout']);
+  if (describeTimeoutMs !== undefined && !(Number.isInteger(describeTimeoutMs) && describeTimeoutMs > 0)) throw usageError('--describe-timeout takes a positive number of milliseconds');
   const runId = values.run ?? `mcp-${randomBytes(9).toString('base64url')}`;
   const dataDir = resolveDataDir(values['data-dir'], io.env, io.cwd);
   const haltFile = values['halt-file'] !== undefined ? resolve(io.cwd, values['halt-file']) : dataPaths(dataDir).haltFile;
@@ -118,7 +123,7 @@ async function serve(argv: string[], io: CliIO): Promise<number> {
   const claims: GrantClaim[] = values.grants === undefined ? [] : await loadGrantsFile(resolve(io.cwd, values.grants));
 
   const runtime: Runtime = await openRuntime(values, io, {
-    limits: timeoutMs === undefined ? undefined : { timeoutMs },
+    limits: timeoutMs === undefined && describeTimeoutMs === undefined ? undefined : { ...(timeoutMs === undefined ? {} : { timeoutMs }), ...(describeTimeoutMs === undefined ? {} : { describeTimeoutMs }) },
     cacheDir: values['cache-dir'] === undefined ? undefined : resolve(io.cwd, values['cache-dir']),
   });
   let folders: ToolFolders | undefined;
