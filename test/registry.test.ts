@@ -183,3 +183,63 @@ test('the describe deadline is configurable per registration and per runtime, an
   );
   await assert.rejects(rt.register(spin, { limits: { describeTimeoutMs: 0 } }), (e: unknown) => e instanceof AuthorityError && e.code === ErrorCode.CONFIG);
 });
+
+/** Register a forged fixture; it must be refused naming the function, its type and the WIT's. */
+async function forged(name: string): Promise<AuthorityError> {
+  const path = await watFixture(name, { witDir: join(FIXTURES, name), world: 'forged' });
+  let caught: unknown;
+  await rt.register(path).catch((e: unknown) => (caught = e));
+  assert.ok(caught instanceof AuthorityError, `${name} registered: ${String(caught)}`);
+  assert.equal(caught.code, ErrorCode.COMPONENT_IMPORT, caught.message);
+  return caught;
+}
+
+test('refuses forged import signatures at registration, naming the function, the type it has and the type it should have', async () => {
+  const fs = await forged('forged-fs');
+  assert.equal(fs.data?.['function'], 'read-file');
+  assert.equal(fs.data?.['has'], 'func(path: list<u8>) -> result<list<u8>, error>');
+  assert.equal(fs.data?.['expected'], 'func(path: string) -> result<list<u8>, error>');
+  assert.match(fs.message, /authority:sandbox\/fs@0\.1\.0 function "read-file" with the type func\(path: list<u8>\) .* but wit\/sandbox\.wit declares func\(path: string\)/);
+
+  const write = await forged('forged-write');
+  assert.equal(write.data?.['function'], 'write-file');
+  assert.equal(write.data?.['has'], 'func(path: string, data: list<u32>) -> result<_, error>');
+  assert.equal(write.data?.['expected'], 'func(path: string, data: list<u8>) -> result<_, error>');
+
+  const renamed = await forged('forged-param-name');
+  assert.equal(renamed.data?.['has'], 'func(file: string) -> result<_, error>');
+  assert.equal(renamed.data?.['expected'], 'func(path: string) -> result<_, error>');
+
+  const stat = await forged('forged-stat');
+  assert.equal(stat.data?.['has'], 'func(path: string) -> result<u64, error>');
+  assert.equal(stat.data?.['expected'], 'func(path: string) -> result<file-stat, error>');
+
+  const http = await forged('forged-http');
+  assert.equal(http.data?.['function'], 'request');
+  assert.match(http.message, /type record \{ method: string, url: string, body: option<list<u16>> \}.*declares type record \{ method: string, url: string, headers: list<tuple<string, string>>, body: option<list<u8>> \}/);
+
+  const secrets = await forged('forged-secrets');
+  assert.equal(secrets.data?.['has'], 'func(name: string) -> string');
+  assert.equal(secrets.data?.['expected'], 'func(name: string) -> result<string, error>');
+
+  const extra = await forged('forged-extra');
+  assert.equal(extra.data?.['function'], 'exec');
+  assert.match(extra.message, /imports function "exec" from authority:sandbox\/fs@0\.1\.0, which wit\/sandbox\.wit does not declare/);
+
+  const error = await forged('forged-error');
+  assert.equal(error.data?.['import'], 'authority:sandbox/types@0.1.0');
+  assert.equal(error.data?.['function'], 'error');
+  assert.doesNotMatch(String(error.data?.['has']), /timeout/);
+  assert.match(String(error.data?.['expected']), /timeout\(string\)/);
+  for (const name of ['forged-fs', 'forged-http', 'forged-secrets']) assert.equal(rt.tool(name), undefined);
+});
+
+test('every example tool and every sandbox fixture has the WIT\'s import types exactly', async () => {
+  const { sandboxTypes } = await import('../src/registry/wit-types.ts');
+  const { checkImportTypes } = await import('../src/registry/registry.ts');
+  const expected = await sandboxTypes(SHARED_CACHE);
+  assert.deepEqual([...expected.keys()].sort(), ['authority:sandbox/fs', 'authority:sandbox/http', 'authority:sandbox/secrets', 'authority:sandbox/types']);
+  for (const path of [...Object.values(tools), ...(await Promise.all(['bad-pointer', 'hammer', 'realloc-trap'].map((n) => watFixture(n))))]) {
+    assert.doesNotThrow(() => checkImportTypes(readFileSync(path), expected), path);
+  }
+});

@@ -263,3 +263,396 @@ function uleb(n: number): number[] {
   } while (n !== 0);
   return out;
 }
+
+// ---------------------------------------------------------------------------
+// Component types: enough of the type, import and alias sections to resolve
+// what each imported instance declares, as a structure that can be compared
+// with what wit/sandbox.wit declares.
+
+/**
+ * A component-model type resolved to its structure. Names of type
+ * definitions do not matter (the component model compares types
+ * structurally); field, case, flag and parameter names do.
+ */
+export type ComponentType =
+  | { readonly k: 'prim'; readonly name: string }
+  | { readonly k: 'record'; readonly fields: ReadonlyArray<readonly [string, ComponentType]> }
+  | { readonly k: 'variant'; readonly cases: ReadonlyArray<readonly [string, ComponentType | null]> }
+  | { readonly k: 'list'; readonly of: ComponentType; readonly length?: number }
+  | { readonly k: 'tuple'; readonly of: readonly ComponentType[] }
+  | { readonly k: 'flags' | 'enum'; readonly names: readonly string[] }
+  | { readonly k: 'option'; readonly of: ComponentType }
+  | { readonly k: 'result'; readonly ok: ComponentType | null; readonly err: ComponentType | null }
+  | { readonly k: 'own' | 'borrow'; readonly of: ComponentType }
+  | { readonly k: 'stream' | 'future'; readonly of: ComponentType | null }
+  | { readonly k: 'resource' }
+  | { readonly k: 'func'; readonly params: ReadonlyArray<readonly [string, ComponentType]>; readonly result: ComponentType | null; readonly async?: boolean }
+  | { readonly k: 'instance'; readonly exports: ReadonlyMap<string, InstanceExport> }
+  /** Anything this parser does not resolve (component types, core types, what an alias of an unknown instance names). */
+  | { readonly k: 'opaque'; readonly what: string };
+
+export interface InstanceExport {
+  readonly kind: 'func' | 'type' | 'instance' | 'other';
+  readonly type: ComponentType;
+}
+
+const PRIMS: Record<number, string> = {
+  0x7f: 'bool', 0x7e: 's8', 0x7d: 'u8', 0x7c: 's16', 0x7b: 'u16', 0x7a: 's32', 0x79: 'u32', 0x78: 's64', 0x77: 'u64',
+  0x76: 'f32', 0x75: 'f64', 0x74: 'char', 0x73: 'string', 0x64: 'error-context',
+};
+
+const OPAQUE = (what: string): ComponentType => ({ k: 'opaque', what });
+
+/** One scope's index spaces: the component's, or an instance or component type's inside it. */
+interface Scope {
+  readonly types: ComponentType[];
+  readonly instances: ComponentType[];
+  readonly parent: Scope | undefined;
+}
+
+function typeAt(scope: Scope, idx: number, r: Reader): ComponentType {
+  const t = scope.types[idx];
+  if (t === undefined) throw malformed(`type index ${idx} is not defined`, r.pos);
+  return t;
+}
+
+function valType(r: Reader, scope: Scope): ComponentType {
+  const at = r.pos;
+  const v = r.s33();
+  if (v < 0) {
+    const name = PRIMS[r.bytes[at] as number];
+    if (name === undefined) throw malformed(`unknown primitive value type 0x${(r.bytes[at] as number).toString(16)}`, at);
+    return { k: 'prim', name };
+  }
+  return typeAt(scope, v, r);
+}
+
+function optional<T>(r: Reader, read: () => T): T | null {
+  const flag = r.byte();
+  if (flag === 0x00) return null;
+  if (flag === 0x01) return read();
+  throw malformed(`bad option flag 0x${flag.toString(16)}`, r.pos - 1);
+}
+
+function vec<T>(r: Reader, read: () => T): T[] {
+  const n = r.u32();
+  if (n > r.end - r.pos) throw malformed('vector longer than its section', r.pos);
+  const out: T[] = [];
+  for (let i = 0; i < n; i++) out.push(read());
+  return out;
+}
+
+/** An import or export name (`importname'`/`exportname'`): the plain form, or the one with a version suffix. */
+function externName(r: Reader): string {
+  const at = r.pos;
+  const tag = r.byte();
+  if (tag === 0x00) return r.name();
+  if (tag === 0x01) {
+    const name = r.name();
+    r.name(); // version suffix: part of the name already
+    return name;
+  }
+  throw malformed(`unsupported name encoding 0x${tag.toString(16)}`, at);
+}
+
+function defType(r: Reader, scope: Scope): ComponentType {
+  const at = r.pos;
+  const tag = r.byte();
+  const prim = PRIMS[tag];
+  if (prim !== undefined) return { k: 'prim', name: prim };
+  switch (tag) {
+    case 0x72:
+      return { k: 'record', fields: vec(r, () => [r.name(), valType(r, scope)] as const) };
+    case 0x71:
+      return {
+        k: 'variant',
+        cases: vec(r, () => {
+          const name = r.name();
+          const t = optional(r, () => valType(r, scope));
+          optional(r, () => r.u32()); // `refines`: always absent in current encodings
+          return [name, t] as const;
+        }),
+      };
+    case 0x70:
+      return { k: 'list', of: valType(r, scope) };
+    case 0x67: {
+      const of = valType(r, scope);
+      return { k: 'list', of, length: r.u32() };
+    }
+    case 0x6f:
+      return { k: 'tuple', of: vec(r, () => valType(r, scope)) };
+    case 0x6e:
+      return { k: 'flags', names: vec(r, () => r.name()) };
+    case 0x6d:
+      return { k: 'enum', names: vec(r, () => r.name()) };
+    case 0x6b:
+      return { k: 'option', of: valType(r, scope) };
+    case 0x6a: {
+      const ok = optional(r, () => valType(r, scope));
+      return { k: 'result', ok, err: optional(r, () => valType(r, scope)) };
+    }
+    case 0x69:
+    case 0x68:
+      return { k: tag === 0x69 ? 'own' : 'borrow', of: typeAt(scope, r.u32(), r) };
+    case 0x66:
+    case 0x65:
+      return { k: tag === 0x66 ? 'stream' : 'future', of: optional(r, () => valType(r, scope)) };
+    case 0x40:
+    case 0x43: {
+      const params = vec(r, () => [r.name(), valType(r, scope)] as const);
+      const rt = r.byte();
+      let result: ComponentType | null;
+      if (rt === 0x00) result = valType(r, scope);
+      else if (rt === 0x01) {
+        const named = vec(r, () => [r.name(), valType(r, scope)] as const);
+        result = named.length === 0 ? null : OPAQUE('a function with named results');
+      } else throw malformed(`bad result list 0x${rt.toString(16)}`, r.pos - 1);
+      return tag === 0x43 ? { k: 'func', params, result, async: true } : { k: 'func', params, result };
+    }
+    case 0x41: {
+      const inner: Scope = { types: [], instances: [], parent: scope };
+      vec(r, () => {
+        if (r.bytes[r.pos] === 0x03) {
+          r.pos++;
+          externName(r);
+          externDesc(r, inner, new Map());
+        } else instanceDecl(r, inner, new Map());
+        return 0;
+      });
+      return OPAQUE('a component type');
+    }
+    case 0x42: {
+      const inner: Scope = { types: [], instances: [], parent: scope };
+      const exports = new Map<string, InstanceExport>();
+      vec(r, () => instanceDecl(r, inner, exports));
+      return { k: 'instance', exports };
+    }
+    case 0x3f:
+    case 0x3e: {
+      if (r.byte() !== 0x7f) throw malformed('resource representation other than i32', r.pos - 1);
+      optional(r, () => r.u32());
+      if (tag === 0x3e) optional(r, () => r.u32());
+      return { k: 'resource' };
+    }
+    default:
+      throw malformed(`unknown type definition 0x${tag.toString(16)}`, at);
+  }
+}
+
+/** An extern description; adds what it introduces to the scope's index spaces and returns it. */
+function externDesc(r: Reader, scope: Scope, exports: Map<string, InstanceExport>, name?: string): InstanceExport {
+  const at = r.pos;
+  const tag = r.byte();
+  let e: InstanceExport;
+  switch (tag) {
+    case 0x00:
+      if (r.byte() !== 0x11) throw malformed('core extern that is not a module', r.pos - 1);
+      r.u32();
+      e = { kind: 'other', type: OPAQUE('a core module') };
+      break;
+    case 0x01:
+      e = { kind: 'func', type: typeAt(scope, r.u32(), r) };
+      break;
+    case 0x02: {
+      const bound = r.byte();
+      if (bound === 0x00) r.u32();
+      else if (bound === 0x01) valType(r, scope);
+      else throw malformed('bad value bound', r.pos - 1);
+      e = { kind: 'other', type: OPAQUE('a value') };
+      break;
+    }
+    case 0x03: {
+      const bound = r.byte();
+      let t: ComponentType;
+      if (bound === 0x00) t = typeAt(scope, r.u32(), r);
+      else if (bound === 0x01) t = { k: 'resource' };
+      else throw malformed('bad type bound', r.pos - 1);
+      scope.types.push(t);
+      e = { kind: 'type', type: t };
+      break;
+    }
+    case 0x04:
+      r.u32();
+      e = { kind: 'other', type: OPAQUE('a component') };
+      break;
+    case 0x05: {
+      const t = typeAt(scope, r.u32(), r);
+      scope.instances.push(t);
+      e = { kind: 'instance', type: t };
+      break;
+    }
+    default:
+      throw malformed(`unknown extern kind 0x${tag.toString(16)}`, at);
+  }
+  if (name !== undefined) exports.set(name, e);
+  return e;
+}
+
+/** A sort (`core:sort` after 0x00): which index space an alias or export adds to. */
+function sort(r: Reader): number {
+  const s = r.byte();
+  if (s === 0x00) {
+    r.byte();
+    return -1; // a core sort: no component index space we track
+  }
+  if (s > 0x05) throw malformed(`unknown sort 0x${s.toString(16)}`, r.pos - 1);
+  return s;
+}
+
+const SORT_TYPE = 0x03;
+const SORT_INSTANCE = 0x05;
+
+function alias(r: Reader, scope: Scope): void {
+  const s = sort(r);
+  const target = r.byte();
+  let t: ComponentType | undefined;
+  if (target === 0x00) {
+    const inst = scope.instances[r.u32()];
+    const name = r.name();
+    const e = inst?.k === 'instance' ? inst.exports.get(name) : undefined;
+    t = e?.type ?? OPAQUE(`an export of an instance this parser does not resolve`);
+  } else if (target === 0x01) {
+    r.u32();
+    r.name();
+    return; // a core export
+  } else if (target === 0x02) {
+    let outer: Scope | undefined = scope;
+    for (let n = r.u32(); n > 0 && outer !== undefined; n--) outer = outer.parent;
+    const idx = r.u32();
+    if (outer === undefined) throw malformed('outer alias past the outermost component', r.pos);
+    t = s === SORT_TYPE ? outer.types[idx] : s === SORT_INSTANCE ? outer.instances[idx] : OPAQUE('an outer alias');
+    if (t === undefined) throw malformed(`outer alias of an undefined index ${idx}`, r.pos);
+  } else throw malformed(`unknown alias target 0x${target.toString(16)}`, r.pos - 1);
+  if (s === SORT_TYPE) scope.types.push(t);
+  else if (s === SORT_INSTANCE) scope.instances.push(t);
+}
+
+function instanceDecl(r: Reader, scope: Scope, exports: Map<string, InstanceExport>): number {
+  const at = r.pos;
+  const tag = r.byte();
+  switch (tag) {
+    case 0x00:
+      throw new AuthorityError(ErrorCode.COMPONENT_IMPORT, 'the component declares a core type inside an instance type, which no sandbox interface has', { data: { offset: at } });
+    case 0x01:
+      scope.types.push(defType(r, scope));
+      break;
+    case 0x02:
+      alias(r, scope);
+      break;
+    case 0x04:
+      externDesc(r, scope, exports, externName(r));
+      break;
+    default:
+      throw malformed(`unknown instance declaration 0x${tag.toString(16)}`, at);
+  }
+  return 0;
+}
+
+/**
+ * The type of every instance a component imports, by import name, resolved
+ * through the component's type, alias, import, instance and export sections
+ * (the index spaces those change, in order). Throws E_COMPONENT_INVALID on
+ * a malformed binary.
+ */
+export function componentImportTypes(bytes: Uint8Array): Map<string, ComponentType> {
+  componentImports(bytes); // the same checks of the header and the import section first
+  const scope: Scope = { types: [], instances: [], parent: undefined };
+  const out = new Map<string, ComponentType>();
+  const r = new Reader(bytes, 8);
+  while (r.pos < bytes.length) {
+    const id = r.byte();
+    const size = r.u32();
+    const start = r.pos;
+    const end = start + size;
+    const s = new Reader(bytes, start, end);
+    switch (id) {
+      case 7:
+        vec(s, () => scope.types.push(defType(s, scope)));
+        break;
+      case 6:
+        vec(s, () => alias(s, scope));
+        break;
+      case 10:
+        vec(s, () => {
+          const name = externName(s);
+          const e = externDesc(s, scope, new Map());
+          if (e.kind === 'instance') out.set(name, e.type);
+          return 0;
+        });
+        break;
+      case 5:
+        vec(s, () => {
+          const tag = s.byte();
+          if (tag === 0x00) {
+            s.u32();
+            vec(s, () => (s.name(), sort(s), s.u32()));
+          } else if (tag === 0x01) vec(s, () => (externName(s), sort(s), s.u32()));
+          else throw malformed(`unknown instance kind 0x${tag.toString(16)}`, s.pos - 1);
+          return scope.instances.push(OPAQUE('an instance the component makes'));
+        });
+        break;
+      case 11:
+        vec(s, () => {
+          externName(s);
+          const so = sort(s);
+          const idx = s.u32();
+          const ascribed = optional(s, () => externDesc(s, { types: [...scope.types], instances: [...scope.instances], parent: scope.parent }, new Map()));
+          if (so === SORT_TYPE) scope.types.push(ascribed?.type ?? scope.types[idx] ?? OPAQUE('an exported type'));
+          else if (so === SORT_INSTANCE) scope.instances.push(ascribed?.type ?? scope.instances[idx] ?? OPAQUE('an exported instance'));
+          return 0;
+        });
+        break;
+      default:
+        s.pos = end;
+    }
+    if (s.pos !== end) throw malformed(`section ${id} has trailing bytes`, s.pos);
+    r.pos = end;
+  }
+  return out;
+}
+
+/**
+ * A type as WIT would write it, structure spelt out (for messages, and to
+ * compare two types). `named` may give a short name for a part (not the
+ * whole), e.g. `error` for the sandbox's error variant.
+ */
+export function formatType(t: ComponentType | null, named?: (t: ComponentType) => string | undefined): string {
+  const f = (x: ComponentType | null): string => {
+    if (x === null) return '_';
+    const n = named?.(x);
+    return n ?? formatType(x, named);
+  };
+  if (t === null) return '_';
+  switch (t.k) {
+    case 'prim':
+      return t.name;
+    case 'record':
+      return `record { ${t.fields.map(([n, x]) => `${n}: ${f(x)}`).join(', ')} }`;
+    case 'variant':
+      return `variant { ${t.cases.map(([n, c]) => (c === null ? n : `${n}(${f(c)})`)).join(', ')} }`;
+    case 'list':
+      return t.length === undefined ? `list<${f(t.of)}>` : `list<${f(t.of)}, ${t.length}>`;
+    case 'tuple':
+      return `tuple<${t.of.map(f).join(', ')}>`;
+    case 'flags':
+    case 'enum':
+      return `${t.k} { ${t.names.join(', ')} }`;
+    case 'option':
+      return `option<${f(t.of)}>`;
+    case 'result':
+      return t.ok === null && t.err === null ? 'result' : `result<${f(t.ok)}, ${f(t.err)}>`;
+    case 'own':
+    case 'borrow':
+    case 'stream':
+    case 'future':
+      return `${t.k}<${f(t.of)}>`;
+    case 'resource':
+      return 'resource';
+    case 'func':
+      return `${t.async === true ? 'async ' : ''}func(${t.params.map(([n, p]) => `${n}: ${f(p)}`).join(', ')})${t.result === null ? '' : ` -> ${f(t.result)}`}`;
+    case 'instance':
+      return `instance { ${[...t.exports].map(([n, e]) => `${n}: ${e.kind === 'func' ? f(e.type) : `${e.kind} ${f(e.type)}`}`).join('; ')} }`;
+    case 'opaque':
+      return `<${t.what}>`;
+  }
+}

@@ -6,8 +6,9 @@
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { AuthorityError, ErrorCode } from '../errors.ts';
-import { componentImports, type ComponentImport } from './binary.ts';
+import { componentImports, componentImportTypes, formatType, type ComponentImport, type ComponentType, type InstanceExport } from './binary.ts';
 import { compileComponent, sha256Hex, type CompiledTool } from './compile.ts';
+import { interfaceOf, sandboxTypes, type SandboxTypes } from './wit-types.ts';
 
 /** Interfaces a tool may import: exactly these, at 0.1.x. */
 const ALLOWED_INSTANCE = /^authority:sandbox\/(types|http|fs|secrets)@0\.1\.\d+$/;
@@ -96,6 +97,53 @@ export function checkImports(imports: readonly ComponentImport[]): string[] {
 }
 
 /**
+ * Check that every sandbox interface a component imports declares exactly
+ * what wit/sandbox.wit declares: each function it imports exists there, with
+ * the same parameter names and types and the same result; each type it
+ * imports likewise. A forged signature would have the host's real function
+ * called with whatever the bindings make of the guest's arguments. Throws
+ * E_COMPONENT_IMPORT naming the function, the type it has and the type it
+ * should have. Interfaces outside the sandbox are `checkImports`'s to refuse.
+ */
+export function checkImportTypes(bytes: Uint8Array, expected: SandboxTypes): void {
+  // Short names for the WIT's named types in messages (`error`, `request`, ...), as the WIT writes them.
+  const names = new Map<string, string>();
+  for (const inst of expected.values()) {
+    for (const [name, e] of inst.exports) if (e.kind === 'type' && e.type.k !== 'prim') names.set(formatType(e.type), name);
+  }
+  const named = (t: ComponentType): string | undefined => (t.k === 'prim' ? undefined : names.get(formatType(t)));
+  const show = (e: InstanceExport): string => (e.kind === 'func' ? formatType(e.type, named) : `type ${formatType(e.type)}`);
+  for (const [importName, actual] of componentImportTypes(bytes)) {
+    const iface = interfaceOf(importName);
+    const want = expected.get(iface);
+    if (want === undefined) continue;
+    if (actual.k !== 'instance') {
+      throw new AuthorityError(ErrorCode.COMPONENT_IMPORT, `the component imports ${importName} as ${formatType(actual)}, not as the interface wit/sandbox.wit declares`, {
+        data: { import: importName },
+      });
+    }
+    for (const [member, has] of actual.exports) {
+      const should = want.exports.get(member);
+      const kind = has.kind === 'func' ? 'function' : has.kind;
+      if (should === undefined) {
+        throw new AuthorityError(
+          ErrorCode.COMPONENT_IMPORT,
+          `the component imports ${kind} "${member}" from ${importName}, which wit/sandbox.wit does not declare (it declares: ${[...want.exports.keys()].join(', ')})`,
+          { data: { import: importName, function: member, has: show(has) } },
+        );
+      }
+      if (has.kind !== should.kind || formatType(has.type) !== formatType(should.type)) {
+        throw new AuthorityError(
+          ErrorCode.COMPONENT_IMPORT,
+          `the component imports ${importName} ${kind} "${member}" with the type ${show(has)}, but wit/sandbox.wit declares ${show(should)}`,
+          { data: { import: importName, function: member, has: show(has), expected: show(should) } },
+        );
+      }
+    }
+  }
+}
+
+/**
  * Tool limits with defaults filled in; throws E_CONFIG naming the first bad
  * field (an unknown one included: a misspelt limit must not silently do nothing).
  */
@@ -170,6 +218,7 @@ export class Registry extends EventEmitter<RegistryEvents> {
     const limits = validLimits(opts.limits);
     const digest = sha256Hex(bytes);
     const imports = checkImports(componentImports(bytes));
+    checkImportTypes(bytes, await sandboxTypes(this.#cacheDir));
     const compiled = await compileComponent(bytes, digest, { cacheDir: this.#cacheDir, maxMemoryBytes: limits.maxMemoryBytes, maxTableElements: limits.maxTableElements });
     const described = parseDescription(await this.#describe(compiled, limits));
     const tool: RegisteredTool = Object.freeze({
