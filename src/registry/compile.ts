@@ -11,10 +11,11 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { transpile } from '@bytecodealliance/jco';
 import { AuthorityError, ErrorCode } from '../errors.ts';
-import { capCoreModule } from './binary.ts';
+import { capCoreModule, componentImportTypes, type ComponentType } from './binary.ts';
+import { interfaceOf, sandboxFunctions, sandboxTypes, witDigest } from './wit-types.ts';
 
 /** Bumped when the way we patch or lay out the generated code changes. */
-const CACHE_FORMAT = 2;
+const CACHE_FORMAT = 3;
 const WASM_PAGE = 65536;
 const DEFAULT_TABLE_ELEMENTS = 100_000;
 
@@ -82,7 +83,104 @@ export function patchGenerated(js: string): string {
   return out;
 }
 
-async function transpileToCache(bytes: Uint8Array, digest: string, dir: string): Promise<Manifest> {
+/** The guard the worker installs (sandbox/abi-guard.ts), as the generated code finds it. */
+const GUARD_PROLOGUE = `const __authorityGuard = () => {
+  const g = globalThis[Symbol.for('authority.abi-guard')];
+  if (g === undefined) throw new WebAssembly.RuntimeError('the sandbox ABI guard is not installed');
+  return g;
+};
+`;
+
+const TRAMPOLINE = /^( *)const (_trampoline\d+) = function\(([^)]*)\) \{\n/gm;
+const FN_NAME = /^ *(_trampoline\d+)\.fnName = '([^']*)';$/gm;
+const REALLOC_DECL = /^ *let (realloc\d+);$/gm;
+const MEMORY_DECL = /^ *let (memory\d+);$/gm;
+const RUN_CALL = /fn: \(\) => (exports\d+Run)\((ptr\d+), (len\d+)\),/g;
+const DESCRIBE_CALL = /fn: \(\) => (exports\d+Describe)\(\),/g;
+
+/** `readFile`, `fetch$1` (jco's local names) -> `read-file`, `fetch`. */
+function witName(local: string): string {
+  return local.replace(/\$\d+$/, '').replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+}
+
+function unrecognised(what: string): AuthorityError {
+  return new AuthorityError(
+    ErrorCode.COMPONENT_INVALID,
+    `the generated bindings do not have the shape this host puts its pointer checks into (${what}); refusing the tool rather than running it unchecked. ` +
+      'This follows a change of jco: test/abi-guard.test.ts shows what changed',
+    { data: { at: what } },
+  );
+}
+
+/**
+ * Insert the sandbox's canonical-ABI checks (sandbox/abi-guard.ts) into jco's
+ * generated code: at the start of every lowered import (before jco lifts a
+ * single argument), around the guest's allocator, and between `run`'s and
+ * `describe`'s core calls and the decoding of what they return. Each function
+ * gets its type from `fns` (wit/sandbox.wit). `lowered` is how many sandbox
+ * functions the component imports (read from its binary): every one must
+ * get its check. If the code does not have the expected shape, nothing is
+ * guessed: the tool is refused (E_COMPONENT_INVALID), loudly.
+ */
+export function guardGenerated(js: string, fns: Readonly<Record<string, Extract<ComponentType, { k: 'func' }>>>, lowered: number): string {
+  const memories = [...js.matchAll(MEMORY_DECL)].map((m) => m[1] as string);
+  if (memories.length !== 1) throw unrecognised(`expected one linear memory, found ${memories.length}`);
+  const memory = memories[0] as string;
+  const names = new Map<string, string>();
+  for (const m of js.matchAll(FN_NAME)) names.set(m[1] as string, m[2] as string);
+  const used: Record<string, Extract<ComponentType, { k: 'func' }>> = {};
+  let guarded = 0;
+  let out = js.replace(TRAMPOLINE, (whole, indent: string, name: string, params: string) => {
+    const fnName = names.get(name);
+    if (fnName === undefined) throw unrecognised(`${name} has no fnName`);
+    const hash = fnName.indexOf('#');
+    const key = `${interfaceOf(fnName.slice(0, hash))}#${witName(fnName.slice(hash + 1))}`;
+    const type = fns[key];
+    if (hash < 0 || type === undefined) throw unrecognised(`${name} lowers ${fnName}, which wit/sandbox.wit does not declare`);
+    used[key] = type;
+    guarded++;
+    return `${whole}${indent}  __authorityGuard().params(__authorityAbi[${JSON.stringify(key)}], ${memory}, [${params}]);\n`;
+  });
+  if (guarded !== names.size) throw unrecognised(`${names.size} lowered imports, ${guarded} recognised`);
+  if (guarded !== lowered) throw unrecognised(`the component imports ${lowered} sandbox functions, the bindings lower ${guarded}`);
+  const reallocs = [...out.matchAll(REALLOC_DECL)].map((m) => m[1] as string);
+  for (const r of reallocs) {
+    const assign = new RegExp(`^( *)${r} = (exports\\d+\\.\\w+);$`, 'gm');
+    let n = 0;
+    out = out.replace(assign, (_w, indent: string, fn: string) => {
+      n++;
+      return `${indent}${r} = __authorityGuard().realloc(${fn}, () => ${memory});`;
+    });
+    if (n !== 1) throw unrecognised(`${r} is assigned ${n} times`);
+  }
+  let runs = 0;
+  out = out.replace(RUN_CALL, (_w, fn: string, ptr: string, len: string) => {
+    runs++;
+    return `fn: () => __authorityGuard().output(${fn}(${ptr}, ${len}), ${memory}),`;
+  });
+  let describes = 0;
+  out = out.replace(DESCRIBE_CALL, (_w, fn: string) => {
+    describes++;
+    return `fn: () => __authorityGuard().describe(${fn}(), ${memory}),`;
+  });
+  if (runs !== 1 || describes !== 1) throw unrecognised(`found ${runs} calls of run and ${describes} of describe, expected one each`);
+  const table = `const __authorityAbi = JSON.parse(${JSON.stringify(JSON.stringify(used))});\n`;
+  const at = out.indexOf('export function instantiate(');
+  if (at < 0) throw unrecognised('no instantiate function');
+  return out.slice(0, at) + GUARD_PROLOGUE + table + out.slice(at);
+}
+
+/** How many functions of the sandbox interfaces a component imports. */
+function sandboxFunctionCount(bytes: Uint8Array): number {
+  let n = 0;
+  for (const [name, t] of componentImportTypes(bytes)) {
+    if (!name.startsWith('authority:sandbox/') || t.k !== 'instance') continue;
+    for (const e of t.exports.values()) if (e.kind === 'func') n++;
+  }
+  return n;
+}
+
+async function transpileToCache(bytes: Uint8Array, digest: string, dir: string, cacheDir: string): Promise<Manifest> {
   let out: Awaited<ReturnType<typeof transpile>>;
   try {
     out = await transpile(bytes, {
@@ -112,7 +210,8 @@ async function transpileToCache(bytes: Uint8Array, digest: string, dir: string):
   const tmp = `${dir}.tmp-${randomBytes(6).toString('hex')}`;
   mkdirSync(tmp, { recursive: true, mode: 0o700 });
   try {
-    writeFileSync(join(tmp, 'tool.mjs'), patchGenerated(new TextDecoder().decode(js)));
+    const fns = sandboxFunctions(await sandboxTypes(cacheDir));
+    writeFileSync(join(tmp, 'tool.mjs'), guardGenerated(patchGenerated(new TextDecoder().decode(js)), fns, sandboxFunctionCount(bytes)));
     for (const core of cores) writeFileSync(join(tmp, core), out.files[core] as Uint8Array);
     writeFileSync(join(tmp, 'manifest.json'), JSON.stringify(manifest));
     try {
@@ -172,8 +271,9 @@ export function compileComponent(bytes: Uint8Array, digest: string, opts: Compil
 
 async function doCompile(bytes: Uint8Array, digest: string, cacheDir: string, memoryMaxPages: number, tableMaxElements: number): Promise<CompiledTool> {
   mkdirSync(cacheDir, { recursive: true, mode: 0o700 });
-  const dir = join(cacheDir, `${digest}.v${CACHE_FORMAT}`);
-  const manifest = readManifest(dir, digest) ?? (await transpileToCache(bytes, digest, dir));
+  // The generated code carries the WIT's types (its pointer checks): a changed WIT is a new entry.
+  const dir = join(cacheDir, `${digest}.v${CACHE_FORMAT}-${witDigest()}`);
+  const manifest = readManifest(dir, digest) ?? (await transpileToCache(bytes, digest, dir, cacheDir));
   const modules = new Map<string, WebAssembly.Module>();
   for (const core of manifest.cores) {
     const capped = capCoreModule(readFileSync(join(dir, core)), { maxMemoryPages: memoryMaxPages, maxTableElements: tableMaxElements });

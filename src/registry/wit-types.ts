@@ -26,7 +26,8 @@ export function interfaceOf(importName: string): string {
   return at < 0 ? importName : importName.slice(0, at);
 }
 
-function witDigest(): string {
+/** A short digest of wit/sandbox.wit: what cached artefacts derived from it are keyed by. */
+export function witDigest(): string {
   return createHash('sha256').update(readFileSync(join(WIT_DIR, 'sandbox.wit'))).digest('hex').slice(0, 16);
 }
 

@@ -9,6 +9,7 @@
  */
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import type { GuestError, HostCall, HostReply } from '../gate/types.ts';
+import { ABI_GUARD_KEY, createAbiGuard, OutputTooLarge } from './abi-guard.ts';
 import {
   CLOSED,
   CMD_SEQ,
@@ -55,6 +56,10 @@ interface LoadedTool {
   /** Where this worker shows the pool it holds a ready instance (-1: nowhere). */
   slot: number;
 }
+
+// The generated bindings of every tool call this before they lift a guest's arguments or decode its output.
+const abiGuard = createAbiGuard();
+(globalThis as Record<symbol, unknown>)[ABI_GUARD_KEY] = abiGuard;
 
 const init = workerData as WorkerInit;
 const signal = new Int32Array(init.bridge);
@@ -295,12 +300,15 @@ function runOnce(msg: Extract<ToWorker, { type: 'run' }>): void {
       const d = instance.describe();
       end = { kind: 'described', description: { name: d.name, description: d.description, inputSchema: d.inputSchema } };
     } else {
+      abiGuard.maxOutputBytes = msg.maxOutputBytes;
       const output = instance.run(msg.input);
       const bytes = Buffer.byteLength(output, 'utf8');
       end = bytes > msg.maxOutputBytes ? { kind: 'output-too-large', bytes } : { kind: 'ok', output };
     }
   } catch (e) {
-    end = isToolError(e) ? { kind: 'tool-error', message: String(e.payload) } : { kind: 'trap', message: describeTrap(e) };
+    // An output over the cap is refused from its length, before the bindings decode it.
+    if (e instanceof OutputTooLarge) end = { kind: 'output-too-large', bytes: e.bytes };
+    else end = isToolError(e) ? { kind: 'tool-error', message: String(e.payload) } : { kind: 'trap', message: describeTrap(e) };
   } finally {
     inRun = false;
   }
