@@ -77,7 +77,7 @@ export interface RuntimeOptions {
   /**
    * Default limits of every tool (each registration may override them),
    * checked here: an unknown or non-positive field is E_CONFIG naming it.
-   * `describeTimeoutMs` bounds describe() at registration (default 2 s).
+   * `describeTimeoutMs` bounds describe() at registration (default 5 s).
    */
   limits?: Partial<ToolLimits>;
   /**

@@ -11,6 +11,7 @@ import { availableParallelism } from 'node:os';
 import fc from 'fast-check';
 import { AuthorityError, ErrorCode } from '../errors.ts';
 import { AbiHarness, programArb, type AbiProgram } from './abi-harness.ts';
+import { fuzzWitAbi } from './wit-abi.ts';
 import { caseFromJson, caseToJson, LAYERS, type Layer, type RegressionCase } from './cases.ts';
 import { runInWorker } from './jobs.ts';
 import type { CheckStats } from './checker.ts';
@@ -169,6 +170,10 @@ export async function runFuzz(options: FuzzOptions = {}): Promise<FuzzReport> {
   return runItems({ ...options, seed }, items, seed);
 }
 
+/** Abuse programs from which the WIT-derived ABI cases join the abi layer, and from which they start with the full product. */
+const WIT_ABI_MIN = 100;
+const WIT_ABI_EVERY = 200;
+
 async function runItems(options: FuzzOptions, items: readonly WorkItem[], seed: number): Promise<FuzzReport> {
   const say = options.progress ?? (() => {});
   const verifyEvery = options.verifyEvery ?? 2000;
@@ -275,6 +280,21 @@ async function runItems(options: FuzzOptions, items: readonly WorkItem[], seed: 
         }
       } finally {
         await h.close();
+      }
+      const abiTarget = plan(abiItem, options).target;
+      if (failure === undefined && !replay && abiTarget >= WIT_ABI_MIN) {
+        // The same layer from the WIT's side: as many random cases as abuse programs over every
+        // pointer site of every import, after (in long runs) every site with every kind of bad pointer.
+        // Short runs leave it to the test suite's own pass (test/abi-guard.test.ts): each trap costs a worker.
+        const started = performance.now();
+        const w = await fuzzWitAbi({ runs: abiTarget, seed, pass: abiTarget >= WIT_ABI_EVERY ? 'every' : undefined, cacheDir, log: say });
+        const seconds = (performance.now() - started) / 1000;
+        let f: FuzzFailure | undefined;
+        if (w.problems.length > 0) {
+          f = { layer: 'abi', op: 'abi', seed, path: '', counterexample: null, step: 0, problems: w.problems, replay: replayCommand({ seed, path: '', layer: 'abi', op: 'abi' }, options.policyArg) };
+          failure ??= f;
+        }
+        results.push({ layer: 'abi', op: 'abi', runs: w.cases, cases: w.cases, seconds, perSecond: w.cases / Math.max(seconds, 1e-9), failure: f });
       }
     }
   } finally {

@@ -32,9 +32,12 @@ export interface ToolLimits {
   /** Runs of this tool waiting for a slot; past it, E_OVERLOADED. Default 256. */
   maxQueued: number;
   /**
-   * Deadline of `describe()` at registration, in milliseconds. A tool only
-   * returns three strings there, so this is short: a describe that never
-   * returns holds registration (and an MCP server's tool list) only this long. Default 2,000.
+   * Deadline of `describe()` at registration, in milliseconds (instantiating
+   * the tool included). A tool only returns three strings there, so this is
+   * shorter than a run's: a describe that never returns holds registration
+   * (and an MCP server's tool list) only this long. Default 5,000: a
+   * JavaScript tool's first describe takes about 0.1 s on an idle machine and
+   * was seen at 2 s on a heavily loaded one.
    */
   describeTimeoutMs: number;
 }
@@ -47,7 +50,7 @@ export const DEFAULT_LIMITS: Readonly<ToolLimits> = Object.freeze({
   maxHostCalls: 10_000,
   maxConcurrency: Number.POSITIVE_INFINITY,
   maxQueued: 256,
-  describeTimeoutMs: 2_000,
+  describeTimeoutMs: 5_000,
 });
 
 export interface ToolInfo {

@@ -306,23 +306,42 @@ function flat(t: ComponentType, args: ArrayLike<unknown>, i: number, mem: ArrayB
  */
 export function checkParams(fn: FuncType, memory: WebAssembly.Memory, args: ArrayLike<unknown>): void {
   const mem = memory.buffer;
-  const params = fn.params.map(([, p]) => p);
-  const flatParams = params.reduce((n, p) => n + flatCount(p), 0);
+  const shape = shapeOf(fn);
   let next: number;
-  if (flatParams > MAX_FLAT_PARAMS) {
+  if (shape.tuple !== undefined) {
     // Too many to pass flat: one pointer to them all, laid out as a tuple.
-    const tuple: ComponentType = { k: 'tuple', of: params };
     const ptr = u32(args[0]);
-    region(mem, ptr, sizeOf(tuple), alignOf(tuple), 'parameters');
-    inMemory(tuple, new DataView(mem), mem, ptr);
+    region(mem, ptr, sizeOf(shape.tuple), alignOf(shape.tuple), 'parameters');
+    inMemory(shape.tuple, new DataView(mem), mem, ptr);
     next = 1;
   } else {
     next = 0;
-    for (const p of params) next = flat(p, args, next, mem);
+    for (const p of shape.params) next = flat(p, args, next, mem);
   }
-  if (fn.result !== null && flatCount(fn.result) > MAX_FLAT_RESULTS) {
-    region(mem, u32(args[next]), sizeOf(fn.result), alignOf(fn.result), 'return area');
+  if (shape.ret !== undefined) region(mem, u32(args[next]), shape.ret.size, shape.ret.align, 'return area');
+}
+
+interface Shape {
+  params: ComponentType[];
+  tuple: ComponentType | undefined;
+  ret: { size: number; align: number } | undefined;
+}
+
+/** What checkParams needs of a function type, worked out once per type (the bindings pass the same object each call). */
+const shapes = new WeakMap<FuncType, Shape>();
+function shapeOf(fn: FuncType): Shape {
+  let s = shapes.get(fn);
+  if (s === undefined) {
+    const params = fn.params.map(([, p]) => p);
+    const flatParams = params.reduce((n, p) => n + flatCount(p), 0);
+    s = {
+      params,
+      tuple: flatParams > MAX_FLAT_PARAMS ? { k: 'tuple', of: params } : undefined,
+      ret: fn.result !== null && flatCount(fn.result) > MAX_FLAT_RESULTS ? { size: sizeOf(fn.result), align: alignOf(fn.result) } : undefined,
+    };
+    shapes.set(fn, s);
   }
+  return s;
 }
 
 /**

@@ -28,7 +28,9 @@ traffic stays on 127.0.0.1; files live in a scratch folder.
   --layer L            gate, guest, abi; repeatable (default all three)
                          gate   straight into the gate (fast; most runs)
                          guest  through the echo guest, jco and the worker bridge
-                         abi    canonical-ABI abuse programs from a WAT guest
+                         abi    canonical-ABI abuse programs from a WAT guest, and
+                                (from 100 programs) bad pointers for every pointer
+                                parameter of every import, derived from the WIT
   --guest-share F      share of each host function's runs made through the guest (default 0.1)
   --abi-programs N     abuse programs (default runs / 50)
   --jobs N             parallel jobs, each with its own scratch world (default 2

@@ -32,7 +32,7 @@ starting while it exists.
   --tool-timeout MS    deadline of every tool call (default 10000); approvals
                        of host calls must come within it
   --describe-timeout MS  deadline of each tool's describe() when its folder
-                       is loaded (default 2000)
+                       is loaded (default 5000)
   --cache-dir DIR      compile cache (default <data-dir>/cache)
 ${RUNTIME_FLAGS_HELP.split('\n')
   .filter((l) => !l.includes('--json'))
