@@ -57,8 +57,18 @@ function discSize(n: number): number {
 
 type Cases = ReadonlyArray<ComponentType | null>;
 
+const caseLists = new WeakMap<ComponentType, Cases>();
 /** The cases of a variant-like type (option, result, variant), or undefined. */
 function casesOf(t: ComponentType): Cases | undefined {
+  let c = caseLists.get(t);
+  if (c === undefined) {
+    c = caseListOf(t);
+    if (c !== undefined) caseLists.set(t, c);
+  }
+  return c;
+}
+
+function caseListOf(t: ComponentType): Cases | undefined {
   switch (t.k) {
     case 'variant':
       return t.cases.map(([, c]) => c);
@@ -75,8 +85,30 @@ function unsupported(t: ComponentType): never {
   throw new WebAssembly.RuntimeError(`canonical ABI: the sandbox does not lift values of kind ${t.k}`);
 }
 
+/**
+ * Memoised per type object: the bindings pass the same type objects on every
+ * call, and these are asked on every pointer of every call.
+ */
+function memo(f: (t: ComponentType) => number): (t: ComponentType) => number {
+  const seen = new WeakMap<ComponentType, number>();
+  return (t) => {
+    let v = seen.get(t);
+    if (v === undefined) {
+      v = f(t);
+      seen.set(t, v);
+    }
+    return v;
+  };
+}
+
 /** How many flat core values a value of this type takes. */
-export function flatCount(t: ComponentType): number {
+export const flatCount = memo(flatCountOf);
+/** Alignment of a value of this type in memory. */
+export const alignOf = memo(alignOfType);
+/** Size of a value of this type in memory. */
+export const sizeOf = memo(sizeOfType);
+
+function flatCountOf(t: ComponentType): number {
   switch (t.k) {
     case 'prim':
     case 'own':
@@ -104,8 +136,7 @@ export function flatCount(t: ComponentType): number {
 
 const PRIM_SIZE: Record<string, number> = { bool: 1, s8: 1, u8: 1, s16: 2, u16: 2, s32: 4, u32: 4, f32: 4, char: 4, s64: 8, u64: 8, f64: 8, string: 8, 'error-context': 4 };
 
-/** Alignment of a value of this type in memory. */
-export function alignOf(t: ComponentType): number {
+function alignOfType(t: ComponentType): number {
   switch (t.k) {
     case 'prim':
       return t.name === 'string' ? 4 : (PRIM_SIZE[t.name] ?? unsupported(t));
@@ -135,8 +166,7 @@ export function alignOf(t: ComponentType): number {
   }
 }
 
-/** Size of a value of this type in memory. */
-export function sizeOf(t: ComponentType): number {
+function sizeOfType(t: ComponentType): number {
   switch (t.k) {
     case 'prim':
       return PRIM_SIZE[t.name] ?? unsupported(t);
@@ -172,7 +202,10 @@ export function sizeOf(t: ComponentType): number {
 }
 
 /** Whether a value of this type holds a pointer or a discriminant (something to check). */
-function needsCheck(t: ComponentType): boolean {
+const needsCheckMemo = memo((t) => (needsCheckOf(t) ? 1 : 0));
+const needsCheck = (t: ComponentType): boolean => needsCheckMemo(t) === 1;
+
+function needsCheckOf(t: ComponentType): boolean {
   switch (t.k) {
     case 'prim':
       return t.name === 'string';
