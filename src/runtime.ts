@@ -35,7 +35,7 @@ import {
 import { dataPaths, ensurePrivateDir, haltReason, resolveDataDir } from './data-dir.ts';
 import { AuthorityError, ErrorCode, toAuthorityError } from './errors.ts';
 import { Gate, type CanonicalCall, type Denial, type RunContext } from './gate/index.ts';
-import type { Decision, HostCall, HostOp, HostReply } from './gate/types.ts';
+import type { Decision, HostCall, HostOp, HostReply } from './host-call.ts';
 import { HostFs, HttpClient, SecretStore, type HttpClientOptions, type SecretStoreOptions } from './host/index.ts';
 import { Limiter, MemoryLimitStore, type LimitStore, type Reservation } from './limits/index.ts';
 import { Policy, loadPolicy, loadPolicyFile } from './policy/index.ts';

@@ -23,7 +23,7 @@ import { tailAuditRecords, verifyAudit, type AuditRecord } from '../src/audit/in
 import { checkCapability, prepareGrants, requestForHostCall, type GrantSet } from '../src/capability/index.ts';
 import { AuthorityError, ErrorCode } from '../src/errors.ts';
 import { decode } from '../src/gate/decode.ts';
-import type { Header } from '../src/gate/types.ts';
+import type { Header } from '../src/host-call.ts';
 import { SecretStore, type LookupFn } from '../src/host/index.ts';
 import { loadPolicy, type Policy } from '../src/policy/index.ts';
 import type { InvokeResult } from '../src/runtime.ts';

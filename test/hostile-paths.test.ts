@@ -24,7 +24,7 @@ import { tailAuditRecords, verifyAudit, type AuditRecord } from '../src/audit/in
 import { checkCapability, prepareGrants, requestForHostCall, type GrantSet } from '../src/capability/index.ts';
 import { AuthorityError, ErrorCode } from '../src/errors.ts';
 import { decode } from '../src/gate/decode.ts';
-import type { HostCall } from '../src/gate/types.ts';
+import type { HostCall } from '../src/host-call.ts';
 import type { InvokeResult } from '../src/runtime.ts';
 import { jsFixture } from './helpers/js-fixtures.ts';
 import { tempDir, testRuntime } from './helpers/runtime.ts';

@@ -15,7 +15,7 @@ import pino, { type Logger } from 'pino';
 import { AuditLog, verifyAudit, type AuditEntry } from '../audit/index.ts';
 import { Keyring, RevocationList, prepareGrants } from '../capability/index.ts';
 import { Gate, type RunContext } from '../gate/index.ts';
-import type { HostCall, HostReply } from '../gate/types.ts';
+import type { HostCall, HostReply } from '../host-call.ts';
 import { HostFs, HttpClient, SecretStore } from '../host/index.ts';
 import { Limiter, MemoryLimitStore } from '../limits/index.ts';
 import type { Scenario } from './generators.ts';

@@ -9,7 +9,7 @@
  * @module
  */
 import fc from 'fast-check';
-import type { HostCall } from '../gate/types.ts';
+import type { HostCall } from '../host-call.ts';
 import { CAP_METHODS, type CapKind } from './model.ts';
 import type { CaveatSpec, Mutation, TokenSpec } from './tokens.ts';
 import type { Vocab } from './world.ts';

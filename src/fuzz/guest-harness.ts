@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { verifyAudit, type AuditEntry, type AuditReceipt } from '../audit/index.ts';
 import { AuthorityError } from '../errors.ts';
-import type { HostCall } from '../gate/types.ts';
+import type { HostCall } from '../host-call.ts';
 import { Limiter, MemoryLimitStore, type LimitStore } from '../limits/index.ts';
 import type { Runtime } from '../runtime.ts';
 import { RunChecker, newStats, type CheckStats } from './checker.ts';

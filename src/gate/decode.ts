@@ -5,7 +5,7 @@
 import { AuthorityError, ErrorCode } from '../errors.ts';
 import { parseGuestUrl } from '../host/index.ts';
 import { canonicalisePath, canonicaliseUrl, resolvePathSync, type CanonicalUrl } from '../policy/index.ts';
-import { HOST_OPS, type Header, type HostCall } from './types.ts';
+import { HOST_OPS, placeholdersIn, type Header, type HostCall } from '../host-call.ts';
 
 /** A host call after stage 1. */
 export type CanonicalCall =
@@ -24,7 +24,6 @@ export type CanonicalCall =
 const OPS: ReadonlySet<string> = new Set(HOST_OPS);
 const MAX_NAME = 256;
 const METHOD = /^[A-Za-z]{1,16}$/;
-const PLACEHOLDER = /\{\{secret:([A-Za-z0-9_.-]{1,128})\}\}/g;
 
 const invalid = (message: string, field: string): AuthorityError => new AuthorityError(ErrorCode.INVALID_ARGUMENT, message, { data: { field } });
 
@@ -32,12 +31,6 @@ function isString(v: unknown): v is string {
   return typeof v === 'string';
 }
 
-/** The `{{secret:NAME}}` placeholders in header values, by name, each once. */
-export function placeholdersIn(headers: readonly Header[]): string[] {
-  const names = new Set<string>();
-  for (const [, value] of headers) for (const m of value.matchAll(PLACEHOLDER)) names.add(m[1] as string);
-  return [...names].sort();
-}
 
 /** Validate the shape the worker sent (it should be right; the gate does not rely on it). */
 function checkShape(call: HostCall): void {

@@ -22,8 +22,8 @@ import { AuthorityError, ErrorCode } from '../errors.ts';
 import { MAX_REDIRECTS, nextHop, percentDecodeLenient, toGuestError, type HostFs, type HttpClient, type HttpRequest, type SecretStore } from '../host/index.ts';
 import type { Limiter, MeteredCall, Reservation } from '../limits/index.ts';
 import { canonicaliseUrl, type Policy, type PolicyDecision } from '../policy/index.ts';
-import { decode, placeholdersIn, type CanonicalCall } from './decode.ts';
-import type { Decision, GuestError, HostCall, HostReply } from './types.ts';
+import { decode, type CanonicalCall } from './decode.ts';
+import { guestError, placeholdersIn, type Decision, type GuestError, type HostCall, type HostReply } from '../host-call.ts';
 
 /** Where the gate writes: the audit log (or anything with its append). */
 export interface AuditSink {
@@ -81,21 +81,9 @@ const MAX_DENIALS = 16;
 
 type Denied = { allow: false; code: ErrorCode; reason: string; rule?: string | undefined; retryAfterMs?: number | undefined; tokenId?: string | undefined };
 
-const DENIAL_TAG: Partial<Record<ErrorCode, GuestError['tag']>> = {
-  [ErrorCode.INVALID_ARGUMENT]: 'invalid',
-  [ErrorCode.NOT_FOUND]: 'not-found',
-  [ErrorCode.TOO_LARGE]: 'too-large',
-  [ErrorCode.IO]: 'io',
-  [ErrorCode.TIMEOUT]: 'timeout',
-};
-
 /** The guest's view of a denial. */
 export function denialToGuest(d: { code: ErrorCode; reason: string; retryAfterMs?: number | undefined }): GuestError {
-  if (d.code === ErrorCode.RATE_LIMITED) return { tag: 'rate-limited', val: BigInt(Math.max(0, Math.ceil(d.retryAfterMs ?? 0))) };
-  if (d.code === ErrorCode.BUDGET_EXCEEDED) return { tag: 'budget-exhausted', val: d.reason };
-  const tag = DENIAL_TAG[d.code];
-  if (tag !== undefined) return { tag, val: d.reason } as GuestError;
-  return { tag: 'denied', val: { code: d.code, message: d.reason } };
+  return guestError(d.code, d.reason, d.retryAfterMs);
 }
 
 function metered(call: CanonicalCall): MeteredCall {

@@ -3,5 +3,5 @@
  * @module
  */
 export { Gate, denialToGuest, type AuditSink, type Denial, type GateDeps, type RunContext } from './gate.ts';
-export { decode, placeholdersIn, type CanonicalCall } from './decode.ts';
-export { HOST_OPS, allow, deny, type CapabilityKind, type Decision, type GuestError, type Header, type HostCall, type HostOp, type HostReply } from './types.ts';
+export { decode, type CanonicalCall } from './decode.ts';
+export { HOST_OPS, allow, deny, placeholdersIn, type CapabilityKind, type Decision, type GuestError, type Header, type HostCall, type HostOp, type HostReply } from '../host-call.ts';

@@ -13,7 +13,7 @@ import zlib from 'node:zlib';
 import { promisify } from 'node:util';
 import { Agent, buildConnector } from 'undici';
 import { AuthorityError, ErrorCode } from '../errors.ts';
-import type { Decision, Header } from '../gate/types.ts';
+import type { Decision, Header } from '../host-call.ts';
 import { askGate, denialError } from './guest-error.ts';
 import { DEFAULT_HTTP_LIMITS, resolveLimits, type HttpLimits } from './limits.ts';
 import { parseGuestUrl, type GuestUrl } from './http-url.ts';

@@ -5,7 +5,7 @@
  * @module
  */
 import { ErrorCode } from '../errors.ts';
-import { allow, deny, type Decision } from '../gate/types.ts';
+import { allow, deny, type Decision } from '../host-call.ts';
 import type { RateSpec } from './rate.ts';
 import type { CounterRequest, LimitStore, RateRequest } from './store.ts';
 

@@ -5,7 +5,7 @@
  * @module
  */
 import { AuthorityError, ErrorCode } from '../errors.ts';
-import type { Decision, HostCall, HostOp } from '../gate/types.ts';
+import type { Decision, HostCall, HostOp } from '../host-call.ts';
 import type { BudgetLimits, LimiterConfig, RateLimits } from '../limits/limiter.ts';
 import type { CompiledNameGlob } from './glob.ts';
 import { PathView, nameGlobMatches } from './glob.ts';

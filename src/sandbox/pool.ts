@@ -6,7 +6,7 @@
 import { availableParallelism } from 'node:os';
 import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
 import { AuthorityError, ErrorCode } from '../errors.ts';
-import type { HostCall, HostReply } from '../gate/types.ts';
+import type { HostCall, HostReply } from '../host-call.ts';
 import type { CompiledTool } from '../registry/compile.ts';
 import {
   BRIDGE_BYTES,

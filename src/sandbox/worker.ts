@@ -8,7 +8,7 @@
  * guest's instance.
  */
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
-import type { GuestError, HostCall, HostReply } from '../gate/types.ts';
+import { GUEST_ERROR_MESSAGE_CASES, type GuestError, type HostCall, type HostReply } from '../host-call.ts';
 import {
   CLOSED,
   CMD_SEQ,
@@ -142,14 +142,13 @@ const isString = (v: unknown): v is string => typeof v === 'string';
 const isHeaders = (v: unknown): boolean =>
   Array.isArray(v) && v.every((h) => Array.isArray(h) && h.length === 2 && isString(h[0]) && isString(h[1]));
 const FILE_KINDS = new Set(['file', 'directory', 'symlink', 'other']);
-const ERROR_STRING_TAGS = new Set(['not-found', 'invalid', 'too-large', 'budget-exhausted', 'io', 'timeout']);
 
 function validError(e: unknown): e is GuestError {
   if (typeof e !== 'object' || e === null) return false;
   const { tag, val } = e as { tag: unknown; val: unknown };
   if (tag === 'denied') return typeof val === 'object' && val !== null && isString((val as { code: unknown }).code) && isString((val as { message: unknown }).message);
   if (tag === 'rate-limited') return typeof val === 'bigint' && val >= 0n;
-  return typeof tag === 'string' && ERROR_STRING_TAGS.has(tag) && isString(val);
+  return typeof tag === 'string' && GUEST_ERROR_MESSAGE_CASES.has(tag) && isString(val);
 }
 
 /** The shape jco lowers for each import's ok value; anything else would corrupt the instance. */
