@@ -13,13 +13,14 @@ const src = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'src');
  */
 const FLOORS: readonly (readonly string[])[] = [
   ['errors.ts'],
-  ['host-call.ts', 'types', 'data-dir.ts'],
+  ['host-call.ts', 'config-check.ts', 'types', 'data-dir.ts'],
   ['host', 'audit'],
   ['capability', 'limits'],
   ['policy'],
   ['registry'],
   ['sandbox'],
   ['gate'],
+  ['runtime-options.ts'],
   ['runtime.ts'],
   ['adapters', 'fuzz', 'demo'],
   ['index.ts', 'cli'],

@@ -15,7 +15,7 @@ import { verifyAudit, type AuditEntry, type AuditReceipt } from '../audit/index.
 import { AuthorityError } from '../errors.ts';
 import type { HostCall } from '../host-call.ts';
 import { Limiter, MemoryLimitStore, type LimitStore } from '../limits/index.ts';
-import type { Runtime } from '../runtime.ts';
+import { runtimeInternals, type Runtime } from '../runtime.ts';
 import { RunChecker, newStats, type CheckStats } from './checker.ts';
 import { bridged, CLOCK_START, FuzzCaseError, HANG_MARGIN_MS, type LogCapture } from './gate-harness.ts';
 import type { Scenario, Step } from './generators.ts';
@@ -108,7 +108,7 @@ export class GuestHarness {
     this.dataDir = dataDir;
     this.#needles = secretNeedles(world.secrets);
     // The tap: every record the gate writes passes here before it is appended.
-    const audit = rt.audit;
+    const audit = runtimeInternals(rt).audit;
     const append = audit.append.bind(audit);
     (audit as { append: (e: AuditEntry) => Promise<AuditReceipt> }).append = (entry) => {
       this.#observe(entry);
@@ -164,7 +164,7 @@ export class GuestHarness {
     const limiter = new Limiter(variant.policy.limiterConfig(), this.#store);
     const runId = `fzg-${this.#cases}-${randomBytes(4).toString('hex')}`;
     const now = Date.now();
-    const all = s.grants.map((g) => mint(g, this.#rt.keyring, this.#foreign, now, runId, this.#rt.revocations));
+    const all = s.grants.map((g) => mint(g, runtimeInternals(this.#rt).keyring, this.#foreign, now, runId, runtimeInternals(this.#rt).revocations));
     const minted = all.filter((m) => m !== undefined);
     const checker = new RunChecker(this.world, variant, runId, 'fuzz-echo', minted.map((m) => m.model), this.stats);
     s.grants.forEach((g, i) => {

@@ -1,0 +1,116 @@
+/**
+ * Admission: an invocation passes the gate's stages in the order a host call
+ * does (decode: its input schema; capability: a tool grant when one is
+ * required, and the run not revoked; policy; rate; budget; approval), and is
+ * recorded the same way: a refusal as a denied `invoke.start`, an admission as
+ * an allowed `invoke.start` (its intent), the run's end as `invoke.end` (its
+ * outcome).
+ * @module
+ */
+import { hashRequest, type AuditEntry, type AuditReceipt } from '../audit/index.ts';
+import type { CapabilityRequest, RevocationChecker } from '../capability/index.ts';
+import { AuthorityError, ErrorCode } from '../errors.ts';
+import type { Decision } from '../host-call.ts';
+import type { MeteredCall, Reservation } from '../limits/index.ts';
+import type { Policy } from '../policy/index.ts';
+import type { ApprovalAsk } from './approval.ts';
+import type { RunSubject } from './context.ts';
+
+/** The name of the policy in force when none was given: it denies everything. */
+export const DEFAULT_POLICY_NAME = 'default-deny';
+
+/** What admission needs to know of an invocation. */
+export interface AdmissionRequest {
+  readonly ctx: RunSubject;
+  readonly input: unknown;
+  /** The input as JSON text (what the tool receives). */
+  readonly inputText: string;
+  /** The tool's input schema: undefined when `input` matches, else where and why it does not. */
+  readonly validate: (input: unknown) => { reason: string; rule?: string | undefined } | undefined;
+  /** Whether an invocation needs a `tool` grant with method `invoke`. */
+  readonly requireToolGrant: boolean;
+}
+
+/** An admitted invocation (its start record is still to be written), or a refused one (already recorded). */
+export type Admission =
+  | {
+      readonly allow: true;
+      readonly tokenId: string | undefined;
+      readonly reason: string;
+      readonly reservation: Reservation;
+      readonly requestHash: string;
+      readonly grantIds: readonly string[];
+    }
+  | { readonly allow: false; readonly error: AuthorityError };
+
+type Denied = Decision & { allow: false; tokenId?: string | undefined };
+
+/** The gate's own stages, as admission uses them. */
+export interface AdmissionStages {
+  readonly revocations: RevocationChecker;
+  readonly record: (entry: AuditEntry) => Promise<AuditReceipt>;
+  readonly capability: (request: CapabilityRequest | undefined) => Denied | { allow: true; tokenId: string | undefined };
+  readonly limits: (m: MeteredCall, tokenId: string | undefined) => Promise<Denied | { allow: true; reservation: Reservation }>;
+  readonly approval: (ask: ApprovalAsk, reservation: Reservation, tokenId: string | undefined) => Promise<Denied | (Decision & { allow: true })>;
+}
+
+const TOOL_INVOKE: MeteredCall = Object.freeze({ op: 'tool.invoke' });
+
+/** The subject fields of every record of a run. */
+export function runBase(ctx: RunSubject): Pick<AuditEntry, 'runId' | 'tool' | 'toolDigest'> {
+  return { runId: ctx.runId, tool: ctx.tool.name, toolDigest: `sha256:${ctx.tool.digest}` };
+}
+
+/** Stages 1-5b for an invocation; a refusal is recorded before it is returned. */
+export async function admitChecks(req: AdmissionRequest, turn: { policy: Policy }, stages: AdmissionStages): Promise<Admission> {
+  const { ctx } = req;
+  const name = ctx.tool.name;
+  const requestHash = hashRequest({ tool: name, digest: ctx.tool.digest, input: req.inputText });
+  const grantIds = ctx.grants.summary().map((g) => g.tokenId ?? `#${g.index}:invalid`);
+  const decided = await decideAdmission(req, turn.policy, stages);
+  if (decided.allow) return { ...decided, requestHash, grantIds };
+  const receipt = await stages.record({
+    ...runBase(ctx),
+    kind: 'invoke.start',
+    decision: 'deny',
+    code: decided.code,
+    reason: decided.reason.slice(0, 1024),
+    tokenId: decided.tokenId,
+    requestHash: requestHash as never,
+    detail: { grants: grantIds },
+  });
+  const retry = decided.retryAfterMs === undefined ? {} : { retryAfterMs: decided.retryAfterMs };
+  const data = { tool: name, runId: ctx.runId, audit: { start: receipt.seq, end: receipt.seq }, ...retry };
+  return { allow: false, error: new AuthorityError(decided.code, decided.reason, { data }) };
+}
+
+async function decideAdmission(
+  req: AdmissionRequest,
+  policy: Policy,
+  stages: AdmissionStages,
+): Promise<Denied | { allow: true; tokenId: string | undefined; reason: string; reservation: Reservation }> {
+  const { ctx } = req;
+  const name = ctx.tool.name;
+  // 1 decode: the input schema
+  const bad = req.validate(req.input);
+  if (bad !== undefined) return { allow: false, code: ErrorCode.INVALID_ARGUMENT, reason: bad.reason, rule: bad.rule };
+  // 2 capability
+  const cap = stages.capability(req.requireToolGrant ? { kind: 'tool', resource: name, method: 'invoke' } : undefined);
+  if (!cap.allow) return cap;
+  // 3 policy
+  const pd = policy.decide({ op: 'tool.invoke', name });
+  if (!pd.allow) {
+    const hint = '; no policy was given, so everything is denied (pass one: RuntimeOptions.policy, --policy FILE, or <data-dir>/policy.json)';
+    return { ...pd, reason: policy.name === DEFAULT_POLICY_NAME ? `${pd.reason}${hint}` : pd.reason, tokenId: cap.tokenId };
+  }
+  // 4-5 rate and budget
+  const limits = await stages.limits(TOOL_INVOKE, cap.tokenId);
+  if (!limits.allow) return limits;
+  // 5b approval
+  const needs = policy.approvalFor({ op: 'tool.invoke', name });
+  if (needs === undefined) return { allow: true, tokenId: cap.tokenId, reason: pd.reason, reservation: limits.reservation };
+  const ask: ApprovalAsk = { op: 'tool.invoke', tool: name, toolDigest: ctx.tool.digest, runId: ctx.runId, target: name, input: req.input, ...needs };
+  const approval = await stages.approval(ask, limits.reservation, cap.tokenId);
+  if (!approval.allow) return approval;
+  return { allow: true, tokenId: cap.tokenId, reason: `${pd.reason}; ${approval.reason}`, reservation: limits.reservation };
+}
