@@ -15,12 +15,11 @@
  * ```
  * @module
  */
-import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { EventEmitter } from 'node:events';
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
-import pino, { type Logger } from 'pino';
-import { AuditLog, hashRequest, verifyAudit, type AuditDurability, type AuditIo, type AuditReceipt, type AuditVerifyReport } from './audit/index.ts';
+import type { Logger } from 'pino';
+import { AuditLog, verifyAudit, type AuditReceipt, type AuditVerifyReport } from './audit/index.ts';
 import {
   Keyring,
   RevocationList,
@@ -35,186 +34,28 @@ import {
 } from './capability/index.ts';
 import { dataPaths, ensurePrivateDir, haltReason, resolveDataDir } from './data-dir.ts';
 import { AuthorityError, ErrorCode, toAuthorityError } from './errors.ts';
-import { DEFAULT_POLICY_NAME, Gate, runBase, type Admission, type Approver, type Denial, type RunContext } from './gate/index.ts';
+import { DEFAULT_POLICY_NAME, Gate, endRecord, refusalRecord, startRecord, type Admission, type Approver, type RunContext } from './gate/index.ts';
 import type { HostCall, HostReply } from './host-call.ts';
-import { HostFs, HttpClient, SecretStore, type HttpClientOptions, type SecretStoreOptions } from './host/index.ts';
+import { HostFs, HttpClient, SecretStore } from './host/index.ts';
 import { Limiter, MemoryLimitStore, type LimitStore } from './limits/index.ts';
-import { Policy, loadPolicy, loadPolicyFile } from './policy/index.ts';
+import type { Policy } from './policy/index.ts';
 import { DEFAULT_LIMITS, Registry, toInfo, type RegisterOptions, type ToolInfo, type ToolLimits } from './registry/index.ts';
-import { validateRuntimeOptions } from './runtime-options.ts';
-import { Slots, WorkerPool, type PoolOptions, type RunEnd, type RunOutcome } from './sandbox/index.ts';
+import { defaultLogger, invocationInput, resolvePolicy, validateRuntimeOptions, type InvokeOptions, type InvokeResult, type InvokeStats, type RuntimeOptions } from './runtime-options.ts';
+import { endMessage, runEnding, type Ending } from './run-end.ts';
+import { Slots, WorkerPool, type RunOutcome } from './sandbox/index.ts';
 
 export { DEFAULT_POLICY_NAME };
 export type { ApprovalDecision, ApprovalRequest, Approver } from './gate/index.ts';
+export type { InvokeOptions, InvokeResult, InvokeStats, RuntimeOptions } from './runtime-options.ts';
 
 /** How often a runtime looks for the data folder's HALT file. */
 const HALT_POLL_MS = 250;
-const RUN_ID = /^[A-Za-z0-9._:-]{1,128}$/;
-const DEFAULT_MAX_GRANTS = 64;
 /** Time a describe() may take at registration, whatever the tool's own deadline. */
 const DESCRIBE_TIMEOUT_MS = 10_000;
-
-export interface RuntimeOptions {
-  /** The data folder (keyring, audit log, revocations, secrets, compile cache). Default: $AUTHORITY_DATA_DIR or ./.authority */
-  dataDir?: string;
-  /**
-   * The deployment policy: a loaded Policy, a path to a policy JSON file, or a
-   * policy document. Default: `{ "version": "1.0" }`, which denies everything.
-   */
-  policy?: Policy | string | Record<string, unknown>;
-  /** Where HMAC keys come from: a keyring file, or `AUTHORITY_KEYS` in `env`. Default: the data folder's keyring, created if missing. */
-  keys?: { file?: string; env?: Readonly<Record<string, string | undefined>> };
-  /** Secrets for tools: a store, or where to load one from. Default: the data folder's secrets.json if it exists. */
-  secrets?: SecretStore | SecretStoreOptions;
-  audit?: {
-    /** Folder of the log. Default `<dataDir>/audit`. */
-    dir?: string;
-    /** Folder of the signed checkpoints, ideally on other storage. Default `<dataDir>/checkpoints`. */
-    checkpointDir?: string;
-    /** `'fsync'` (default): nothing is acknowledged before it is on disk. `'none'`: for tests on tmpfs and benchmarks. */
-    durability?: AuditDurability;
-    /** The log's file operations (fault injection in tests). */
-    io?: AuditIo;
-  };
-  pool?: PoolOptions;
-  /** Where transpiled tools are cached, by digest. Default `<dataDir>/cache`. */
-  cacheDir?: string;
-  /** Default limits of every tool (each registration may override them). */
-  limits?: Partial<ToolLimits>;
-  /**
-   * Options of the one HTTP client every http.fetch goes through. Tests use
-   * `lookup` (a resolver) and `connect` (a hook that sees every dial) to keep
-   * traffic on loopback whatever a tool asks for.
-   */
-  http?: HttpClientOptions;
-  /** Where rate limits and budgets are counted. Default: in memory. */
-  store?: LimitStore;
-  /** Operational logs (never the audit log). Default: pino at level warn on stderr. */
-  logger?: Logger;
-  /** Invocations need a `tool` capability token with method `invoke` covering the tool's name. Default false. */
-  requireToolGrant?: boolean;
-  /** Most grants one invocation may carry. Default 64. */
-  maxGrants?: number;
-  /**
-   * Who approves what the policy's `approvals` section marks (a tool's
-   * invocations, or host operations). Without one, such requests are denied
-   * with `E_APPROVAL_REQUIRED`. `InvokeOptions.approve` overrides it per call.
-   */
-  approve?: Approver | undefined;
-  /** Clock (tests). */
-  now?: () => number;
-}
-
-export interface InvokeOptions {
-  /** Capability tokens for this run (text form). Without them, every host call is denied. */
-  grants?: readonly string[];
-  /** The run this invocation belongs to (an agent session); budgets and revocations by run apply. Default: a fresh id. */
-  runId?: string;
-  /** Lower this invocation's deadline below the tool's. */
-  timeoutMs?: number | undefined;
-  /** The approver for this invocation (e.g. an MCP session's user); default `RuntimeOptions.approve`. */
-  approve?: Approver | undefined;
-}
-
-
-export interface InvokeResult {
-  ok: true;
-  tool: string;
-  runId: string;
-  /** The tool's output, with any secret value redacted. */
-  output: string;
-  /** Sequence numbers of this invocation's first and last audit records. */
-  audit: { start: number; end: number };
-  stats: InvokeStats;
-  /** Host calls the gate refused during the run (the first 16). */
-  denials: Denial[];
-}
-
-export interface InvokeStats {
-  durationMs: number;
-  hostCalls: number;
-  allowed: number;
-  denied: number;
-  redactions: number;
-  /** The instance was made ahead of time (no instantiation on this call's path). */
-  preparedInstance: boolean;
-  /**
-   * How long the run's host calls took as the tool saw them, from the
-   * import's entry to its return (the bridge, the gate, the audit records and
-   * the effect), in microseconds, to within 9%. Only when it made any.
-   */
-  hostCallUs?: { p50: number; p99: number } | undefined;
-}
 
 export interface RuntimeEvents {
   'tools-changed': [{ added?: string; removed?: string; replaced?: string }];
   halted: [{ reason: string }];
-}
-
-// Run ids: a random prefix per process and a counter: unique, and no entropy to draw per call.
-const RUN_PREFIX = randomBytes(6).toString('base64url');
-let runCounter = 0;
-function newRunId(): string {
-  return `run-${RUN_PREFIX}-${(++runCounter).toString(36)}`;
-}
-
-function defaultLogger(): Logger {
-  return pino(
-    {
-      level: process.env['AUTHORITY_LOG_LEVEL'] ?? 'warn',
-      name: 'authority',
-      redact: { paths: ['grants', '*.grants', 'token', '*.token', 'secret', '*.secret', 'value', '*.value', 'headers', '*.headers'], censor: '[redacted]' },
-    },
-    pino.destination(2),
-  );
-}
-
-async function resolvePolicy(p: RuntimeOptions['policy']): Promise<Policy> {
-  if (p === undefined) return loadPolicy({ version: '1.0', name: DEFAULT_POLICY_NAME }, { source: 'default (deny everything)' }).policy;
-  if (p instanceof Policy) return p;
-  if (typeof p === 'string') return (await loadPolicyFile(p)).policy;
-  return loadPolicy(p, { source: 'runtime options' }).policy;
-}
-
-function inputText(input: unknown): string {
-  try {
-    return JSON.stringify(input ?? {});
-  } catch (e) {
-    throw new AuthorityError(ErrorCode.INVALID_ARGUMENT, `input is not JSON: ${(e as Error).message}`, { cause: e });
-  }
-}
-
-/** What the end of a run needs to say how it ended. */
-interface EndInfo {
-  readonly limits: ToolLimits;
-  readonly timeoutMs: number;
-  /** Why the run was stopped, when something stopped it. */
-  readonly stopped: unknown;
-}
-
-type RunEndOf<K extends RunOutcome['end']['kind']> = K extends RunEnd['kind'] ? Extract<RunEnd, { kind: K }> : { kind: K; message: string };
-
-/** How each way a run can end reaches the caller: its output, or an error with a stable code. */
-const RUN_END: { readonly [K in RunOutcome['end']['kind']]: (end: RunEndOf<K>, run: EndInfo) => { output: string } | { error: AuthorityError } } = {
-  ok: (end) => ({ output: end.output }),
-  'tool-error': (end) => ({ error: new AuthorityError(ErrorCode.TOOL_FAILED, end.message) }),
-  'output-too-large': (end, run) => ({
-    error: new AuthorityError(ErrorCode.TOOL_OUTPUT, `the tool's output is ${end.bytes} bytes, over its cap of ${run.limits.maxOutputBytes}`, {
-      data: { bytes: end.bytes, cap: run.limits.maxOutputBytes },
-    }),
-  }),
-  timeout: (end, run) => ({ error: new AuthorityError(ErrorCode.TIMEOUT, end.message, { data: { timeoutMs: run.timeoutMs } }) }),
-  halted: (end) => ({ error: new AuthorityError(ErrorCode.HALTED, `the runtime was halted: ${end.message}`) }),
-  aborted: (end, run) => ({ error: run.stopped instanceof AuthorityError ? run.stopped : new AuthorityError(ErrorCode.HALTED, `the run was stopped: ${end.message}`) }),
-  trap: (end) => ({ error: new AuthorityError(ErrorCode.TOOL_TRAPPED, `the tool trapped: ${end.message}`) }),
-  crash: (end) => ({ error: new AuthorityError(ErrorCode.TOOL_TRAPPED, end.message) }),
-  'load-error': (end) => ({ error: new AuthorityError(ErrorCode.INTERNAL, `the tool could not be instantiated: ${end.message}`) }),
-  described: () => ({ error: new AuthorityError(ErrorCode.INTERNAL, 'unexpected describe result') }),
-};
-
-function endMessage(outcome: RunOutcome): string {
-  const end = outcome.end as { kind: string; message?: string };
-  return end.message ?? end.kind;
 }
 
 /** The parts a runtime holds privately; the package's own harnesses reach them through `runtimeInternals`. */
@@ -485,13 +326,8 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     const registered = this.#registry.get(name);
     if (registered === undefined) throw new AuthorityError(ErrorCode.TOOL_NOT_FOUND, `no tool named ${JSON.stringify(name)} is registered`, { data: { tool: name } });
     const tool = toInfo(registered);
-    const runId = opts.runId ?? newRunId();
-    if (!RUN_ID.test(runId)) throw new AuthorityError(ErrorCode.INVALID_ARGUMENT, 'runId must match [A-Za-z0-9._:-]{1,128}', { data: { field: 'runId' } });
-    const grantTexts = opts.grants ?? [];
-    const maxGrants = this.#opts.maxGrants ?? DEFAULT_MAX_GRANTS;
-    if (grantTexts.length > maxGrants) throw new AuthorityError(ErrorCode.INVALID_ARGUMENT, `at most ${maxGrants} grants per invocation`, { data: { field: 'grants' } });
-    const text = inputText(input);
-    const subject = { runId, tool: { name, digest: tool.digest }, grants: prepareGrants(this.#keyring, grantTexts), approver: opts.approve ?? this.#opts.approve };
+    const { runId, grants, text } = invocationInput(input, opts, this.#opts.maxGrants);
+    const subject = { runId, tool: { name, digest: tool.digest }, grants: prepareGrants(this.#keyring, grants), approver: opts.approve ?? this.#opts.approve };
     const validate = (v: unknown) => this.#validate(tool, v);
     const admission = await this.#gate.admit({ ctx: subject, input: input ?? {}, inputText: text, validate, requireToolGrant: this.#opts.requireToolGrant === true });
     if (!admission.allow) throw admission.error;
@@ -501,7 +337,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     } catch (e) {
       await this.#limiter.cancel(admission.reservation).catch(() => {});
       const err = e as AuthorityError;
-      const receipt = await this.#record({ ...runBase(subject), kind: 'invoke.start', decision: 'deny', code: err.code, reason: err.message, requestHash: admission.requestHash as never, detail: { grants: [...admission.grantIds] } });
+      const receipt = await this.#record(refusalRecord(subject, admission, err));
       throw new AuthorityError(err.code, err.message, { data: { ...err.data, runId, audit: { start: receipt.seq, end: receipt.seq } } });
     }
     const controller = new AbortController();
@@ -518,7 +354,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     };
     const run = { tool: registered.compiled, input: text, timeoutMs, maxOutputBytes: tool.limits.maxOutputBytes };
     const { outcome, start } = await this.#run(ctx, run, admission, controller, slots);
-    const ended = this.#ending(outcome, { limits: tool.limits, timeoutMs, stopped: controller.signal.reason });
+    const ended = runEnding(outcome, { limits: tool.limits, timeoutMs, stopped: controller.signal.reason }, this.#secrets);
     await this.#limiter.settle(admission.reservation).catch(() => {});
     const durationMs = performance.now() - started;
     const stats: InvokeStats = {
@@ -558,16 +394,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
       // The start record takes its place in the log now, before any record of the run's host calls; the run
       // starts while it syncs. The guest can do nothing but compute until its first host call, whose intent
       // record is durable only once everything before it is. The caller hears of the run only after both.
-      const starting = this.#record({
-        ...runBase(ctx),
-        kind: 'invoke.start',
-        decision: 'allow',
-        code: 'ok',
-        tokenId: admission.tokenId,
-        requestHash: admission.requestHash as never,
-        reason: admission.reason,
-        detail: { grants: [...admission.grantIds], inputBytes: run.input.length },
-      });
+      const starting = this.#record(startRecord(ctx, admission, run.input.length));
       starting.catch((e: unknown) => controller.abort(e));
       const onHostCall = (call: HostCall): Promise<HostReply> => {
         const p = this.#gate.handle(ctx, call);
@@ -591,38 +418,9 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     }
   }
 
-  /** How the run ended, by the table, with any secret value in the tool's own text redacted. */
-  #ending(outcome: RunOutcome, info: EndInfo): ({ output: string } | { error: AuthorityError }) & { redactions: string[] } {
-    const mapped = (RUN_END[outcome.end.kind] as (end: RunOutcome['end'], run: EndInfo) => { output: string } | { error: AuthorityError })(outcome.end, info);
-    if ('output' in mapped) {
-      const red = this.#secrets.redactText(mapped.output);
-      return { output: red.text, redactions: red.redactions.map((r) => r.name) };
-    }
-    if (outcome.end.kind !== 'tool-error') return { ...mapped, redactions: [] };
-    const red = this.#secrets.redactText(mapped.error.message);
-    return { error: new AuthorityError(mapped.error.code, red.text), redactions: red.redactions.map((r) => r.name) };
-  }
-
   /** The invocation's end record (its outcome record); without fsync, also waits until its records reached the OS. */
-  async #end(ctx: RunContext, ended: ({ output: string } | { error: AuthorityError }) & { redactions: string[] }, stats: InvokeStats): Promise<AuditReceipt> {
-    const error = 'error' in ended ? ended.error : undefined;
-    const output = 'output' in ended ? ended.output : undefined;
-    const receipt = await this.#record({
-      ...runBase(ctx),
-      kind: 'invoke.end',
-      decision: error === undefined ? 'allow' : 'deny',
-      code: error === undefined ? 'ok' : error.code,
-      reason: error?.message.slice(0, 1024),
-      responseHash: output === undefined ? undefined : hashRequest({ output }),
-      detail: {
-        durationMs: Math.round(stats.durationMs),
-        hostCalls: stats.hostCalls,
-        allowed: stats.allowed,
-        denied: stats.denied,
-        ...(ended.redactions.length ? { redacted: ended.redactions } : {}),
-        ...(output === undefined ? {} : { outputBytes: Buffer.byteLength(output) }),
-      },
-    });
+  async #end(ctx: RunContext, ended: Ending, stats: InvokeStats): Promise<AuditReceipt> {
+    const receipt = await this.#record(endRecord(ctx, ended, stats));
     // Without fsync, appends do not wait for their writes: the caller still sees the result only once its records reached the OS.
     if (this.#audit.durability === 'none') {
       try {

@@ -20,7 +20,7 @@ const FLOORS: readonly (readonly string[])[] = [
   ['registry'],
   ['sandbox'],
   ['gate'],
-  ['runtime-options.ts'],
+  ['runtime-options.ts', 'run-end.ts'],
   ['runtime.ts'],
   ['adapters', 'fuzz', 'demo'],
   ['index.ts', 'cli'],

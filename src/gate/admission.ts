@@ -114,3 +114,43 @@ async function decideAdmission(
   if (!approval.allow) return approval;
   return { allow: true, tokenId: cap.tokenId, reason: `${pd.reason}; ${approval.reason}`, reservation: limits.reservation };
 }
+
+type Admitted = Extract<Admission, { allow: true }>;
+
+/** The allowed `invoke.start` record: the invocation's intent, before the run. */
+export function startRecord(subject: RunSubject, admission: Admitted, inputBytes: number): AuditEntry {
+  const { tokenId, requestHash, reason, grantIds } = admission;
+  const detail = { grants: [...grantIds], inputBytes };
+  return { ...runBase(subject), kind: 'invoke.start', decision: 'allow', code: 'ok', tokenId, requestHash: requestHash as never, reason, detail };
+}
+
+/** A denied `invoke.start` after admission (no slot for the run): the same shape as a refusal at a stage. */
+export function refusalRecord(subject: RunSubject, admission: Admitted, err: AuthorityError): AuditEntry {
+  const detail = { grants: [...admission.grantIds] };
+  return { ...runBase(subject), kind: 'invoke.start', decision: 'deny', code: err.code, reason: err.message, requestHash: admission.requestHash as never, detail };
+}
+
+/** The `invoke.end` record: the invocation's outcome (its output's hash, never the output). */
+export function endRecord(
+  subject: RunSubject,
+  ended: { output?: string | undefined; error?: AuthorityError | undefined; redactions: readonly string[] },
+  stats: { durationMs: number; hostCalls: number; allowed: number; denied: number },
+): AuditEntry {
+  const { error, output } = ended;
+  return {
+    ...runBase(subject),
+    kind: 'invoke.end',
+    decision: error === undefined ? 'allow' : 'deny',
+    code: error === undefined ? 'ok' : error.code,
+    reason: error?.message.slice(0, 1024),
+    responseHash: output === undefined ? undefined : (hashRequest({ output }) as never),
+    detail: {
+      durationMs: Math.round(stats.durationMs),
+      hostCalls: stats.hostCalls,
+      allowed: stats.allowed,
+      denied: stats.denied,
+      ...(ended.redactions.length ? { redacted: [...ended.redactions] } : {}),
+      ...(output === undefined ? {} : { outputBytes: Buffer.byteLength(output) }),
+    },
+  };
+}
