@@ -16,6 +16,7 @@ export const HOST_OPS = [
   'fs.list',
   'fs.stat',
   'fs.remove',
+  'fs.mkdir',
   'http.fetch',
   'secrets.get',
 ] as const;
@@ -33,6 +34,7 @@ export type HostCall =
   | { op: 'fs.list'; path: string }
   | { op: 'fs.stat'; path: string }
   | { op: 'fs.remove'; path: string }
+  | { op: 'fs.mkdir'; path: string }
   | { op: 'http.fetch'; method: string; url: string; headers: Header[]; body?: Uint8Array | undefined }
   | { op: 'secrets.get'; name: string };
 

@@ -249,6 +249,7 @@ export function requestForHostCall(call: HostCall): CapabilityRequest {
     case 'fs.list':
       return { kind: 'fs', resource: call.path, method: 'list' };
     case 'fs.write':
+    case 'fs.mkdir':
       return { kind: 'fs', resource: call.path, method: 'write' };
     case 'fs.remove':
       return { kind: 'fs', resource: call.path, method: 'remove' };

@@ -70,7 +70,7 @@ function unredact(v: unknown, secrets: Readonly<Record<string, string>>): unknow
 }
 
 function toReply(op: string, r: { ok?: unknown; err?: unknown }): ObservedReply | undefined {
-  if ('ok' in r) return { tag: 'ok', val: op === 'fs.write' || op === 'fs.remove' ? undefined : decodeValue(r.ok) };
+  if ('ok' in r) return { tag: 'ok', val: op === 'fs.write' || op === 'fs.remove' || op === 'fs.mkdir' ? undefined : decodeValue(r.ok) };
   const e = decodeValue(r.err) as { tag?: unknown; val?: unknown } | undefined;
   if (e === undefined || typeof e.tag !== 'string' || e.tag === 'guest') return undefined;
   return { tag: 'err', val: { tag: e.tag, val: e.val } };
@@ -135,7 +135,7 @@ export class GuestHarness {
       // The previous call is over: look at what it wrote or removed before this one changes it.
       const prev = w.seen[w.seen.length - 1];
       const prevOp = w.calls[w.seen.length - 1]?.op;
-      if (prev !== undefined && (prevOp === 'fs.write' || prevOp === 'fs.remove')) lookAfter(prev.before);
+      if (prev !== undefined && (prevOp === 'fs.write' || prevOp === 'fs.remove' || prevOp === 'fs.mkdir')) lookAfter(prev.before);
       // The call's first record: its effect has not run yet. Look at the world now.
       const call = w.calls[w.seen.length];
       w.seen.push({ entries: [], before: call === undefined ? undefined : lookBefore(call as ModelCall), sentFrom: this.world.canary.requests.length, t0: w.lastT, t1: now });
@@ -238,7 +238,7 @@ export class GuestHarness {
       this.#watch = undefined;
     }
     const lastOp = calls[watch.seen.length - 1]?.op;
-    if (lastOp === 'fs.write' || lastOp === 'fs.remove') lookAfter(watch.seen[watch.seen.length - 1]?.before);
+    if (lastOp === 'fs.write' || lastOp === 'fs.remove' || lastOp === 'fs.mkdir') lookAfter(watch.seen[watch.seen.length - 1]?.before);
     if (refused !== undefined) throw new FuzzCaseError({ step: batch.first, problems: [`an invocation was admitted that admission must refuse with ${refused}`] });
     const inOutput = secretsIn(output, this.#needles);
     if (inOutput.length > 0) throw new FuzzCaseError({ step: batch.first, problems: [`secret value of ${inOutput.join(', ')} in the tool's output (the runtime must redact it)`] });

@@ -554,7 +554,7 @@ export class ModelLimits {
 
 /** A host call as the gate receives it. */
 export type ModelCall =
-  | { op: 'fs.read' | 'fs.list' | 'fs.stat' | 'fs.remove'; path: string }
+  | { op: 'fs.read' | 'fs.list' | 'fs.stat' | 'fs.remove' | 'fs.mkdir'; path: string }
   | { op: 'fs.write'; path: string; data: Uint8Array }
   | { op: 'http.fetch'; method: string; url: string; headers: [string, string][]; body?: Uint8Array | undefined }
   | { op: 'secrets.get'; name: string };
@@ -592,7 +592,8 @@ export type GateModel =
       placeholders: string[];
     };
 
-const METHOD_OF: Record<string, string> = { 'fs.read': 'read', 'fs.stat': 'read', 'fs.list': 'list', 'fs.write': 'write', 'fs.remove': 'remove' };
+// docs/capabilities.md: making a folder is a write.
+const METHOD_OF: Record<string, string> = { 'fs.read': 'read', 'fs.stat': 'read', 'fs.list': 'list', 'fs.write': 'write', 'fs.remove': 'remove', 'fs.mkdir': 'write' };
 
 /** Stages 1-3 of the gate for one call (or one redirect hop). `decoded`: the fs paths, resolved before the call ran. */
 export function gateModel(p: ModelPolicy, grants: readonly ModelGrant[], call: ModelCall, ctx: CapContext, decoded?: ReturnType<typeof decodeFs>): GateModel {
@@ -864,6 +865,14 @@ export function fsEffect(op: string, target: string, look: FsLook, caps: ModelCa
       if (look.kind === 'missing') return { expect: 'error', tags: ['not-found', 'io'] };
       return { expect: 'any' };
     }
+    case 'fs.mkdir': {
+      // wit/sandbox.wit make-dir: a folder already there is success, a link is never followed, anything else there is refused.
+      if (look.kind === 'directory') return { expect: 'ok', check: (v) => (v === undefined ? undefined : 'make-dir ok with a value') };
+      if (look.kind === 'symlink') return { expect: 'error', tags: ['denied'] };
+      if (look.kind !== 'missing') return { expect: 'error', tags: ['invalid'] };
+      if (!look.parentIsDir) return { expect: 'error', tags: ['not-found', 'io', 'invalid', 'denied'] };
+      return { expect: 'any' };
+    }
   }
   return { expect: 'any' };
 }
@@ -877,6 +886,7 @@ export function fsPostcondition(op: string, after: FsLook, data?: Uint8Array): s
     return undefined;
   }
   if (op === 'fs.remove') return after.kind === 'missing' ? undefined : 'remove reported ok but the decided target still exists';
+  if (op === 'fs.mkdir') return after.kind === 'directory' ? undefined : 'make-dir reported ok but the decided target is not a directory';
   return undefined;
 }
 

@@ -251,6 +251,10 @@ export const OPS = {
     await env.deps.fs.remove(target(call, env), scopeOf(env));
     return { val: undefined };
   }),
+  'fs.mkdir': fsRow('fs.mkdir', 'write', false, async (call, env) => {
+    await env.deps.fs.mkdir(target(call, env), scopeOf(env));
+    return { val: undefined };
+  }),
   'http.fetch': fetchRow,
   'secrets.get': {
     decode(raw) {

@@ -156,6 +156,7 @@ const okShape: Record<HostCall['op'], (v: unknown) => boolean> = {
   'fs.read': isBytes,
   'fs.write': (v) => v === undefined,
   'fs.remove': (v) => v === undefined,
+  'fs.mkdir': (v) => v === undefined,
   'fs.list': (v) =>
     Array.isArray(v) && v.every((e) => typeof e === 'object' && e !== null && isString(e.name) && FILE_KINDS.has(e.kind)),
   'fs.stat': (v) =>
@@ -239,6 +240,7 @@ const imports = {
     listDir: (path: string) => guarded(() => ({ op: 'fs.list', path })),
     stat: (path: string) => guarded(() => ({ op: 'fs.stat', path })),
     remove: (path: string) => guarded(() => ({ op: 'fs.remove', path })),
+    makeDir: (path: string) => guarded(() => ({ op: 'fs.mkdir', path })),
   },
   'authority:sandbox/http': {
     fetch: (req: GuestRequest) =>
