@@ -7,14 +7,15 @@
  * outcome).
  * @module
  */
-import { hashRequest, type AuditEntry, type AuditReceipt } from '../audit/index.ts';
-import type { CapabilityRequest, RevocationChecker } from '../capability/index.ts';
+import { hashRequest, type AuditEntry } from '../audit/index.ts';
+import type { RevocationChecker } from '../capability/index.ts';
 import { AuthorityError, ErrorCode } from '../errors.ts';
 import type { Decision } from '../host-call.ts';
 import type { MeteredCall, Reservation } from '../limits/index.ts';
-import type { Policy } from '../policy/index.ts';
 import type { ApprovalAsk } from './approval.ts';
+import { approvalStage, capabilityStage, limitsStage, type Stage } from './checks.ts';
 import type { RunSubject } from './context.ts';
+import type { Recorder } from './record.ts';
 
 /** The name of the policy in force when none was given: it denies everything. */
 export const DEFAULT_POLICY_NAME = 'default-deny';
@@ -45,13 +46,11 @@ export type Admission =
 
 type Denied = Decision & { allow: false; tokenId?: string | undefined };
 
-/** The gate's own stages, as admission uses them. */
-export interface AdmissionStages {
+/** What admission needs of the gate besides its stages: revocations, its recorder, the runtime's stop signal. */
+export interface AdmissionDeps {
   readonly revocations: RevocationChecker;
-  readonly record: (entry: AuditEntry) => Promise<AuditReceipt>;
-  readonly capability: (request: CapabilityRequest | undefined) => Denied | { allow: true; tokenId: string | undefined };
-  readonly limits: (m: MeteredCall, tokenId: string | undefined) => Promise<Denied | { allow: true; reservation: Reservation }>;
-  readonly approval: (ask: ApprovalAsk, reservation: Reservation, tokenId: string | undefined) => Promise<Denied | (Decision & { allow: true })>;
+  readonly recorder: Recorder;
+  readonly stopping?: AbortSignal | undefined;
 }
 
 const TOOL_INVOKE: MeteredCall = Object.freeze({ op: 'tool.invoke' });
@@ -62,14 +61,14 @@ export function runBase(ctx: RunSubject): Pick<AuditEntry, 'runId' | 'tool' | 't
 }
 
 /** Stages 1-5b for an invocation; a refusal is recorded before it is returned. */
-export async function admitChecks(req: AdmissionRequest, turn: { policy: Policy }, stages: AdmissionStages): Promise<Admission> {
+export async function admitChecks(req: AdmissionRequest, turn: Stage, deps: AdmissionDeps): Promise<Admission> {
   const { ctx } = req;
   const name = ctx.tool.name;
   const requestHash = hashRequest({ tool: name, digest: ctx.tool.digest, input: req.inputText });
   const grantIds = ctx.grants.summary().map((g) => g.tokenId ?? `#${g.index}:invalid`);
-  const decided = await decideAdmission(req, turn.policy, stages);
+  const decided = await decideAdmission(req, turn, deps);
   if (decided.allow) return { ...decided, requestHash, grantIds };
-  const receipt = await stages.record({
+  const receipt = await deps.recorder.appendRaw({
     ...runBase(ctx),
     kind: 'invoke.start',
     decision: 'deny',
@@ -86,16 +85,17 @@ export async function admitChecks(req: AdmissionRequest, turn: { policy: Policy 
 
 async function decideAdmission(
   req: AdmissionRequest,
-  policy: Policy,
-  stages: AdmissionStages,
+  turn: Stage,
+  deps: AdmissionDeps,
 ): Promise<Denied | { allow: true; tokenId: string | undefined; reason: string; reservation: Reservation }> {
   const { ctx } = req;
+  const { policy } = turn;
   const name = ctx.tool.name;
   // 1 decode: the input schema
   const bad = req.validate(req.input);
   if (bad !== undefined) return { allow: false, code: ErrorCode.INVALID_ARGUMENT, reason: bad.reason, rule: bad.rule };
   // 2 capability
-  const cap = stages.capability(req.requireToolGrant ? { kind: 'tool', resource: name, method: 'invoke' } : undefined);
+  const cap = capabilityStage(deps.revocations, turn, req.requireToolGrant ? { kind: 'tool', resource: name, method: 'invoke' } : undefined, []);
   if (!cap.allow) return cap;
   // 3 policy
   const pd = policy.decide({ op: 'tool.invoke', name });
@@ -104,13 +104,13 @@ async function decideAdmission(
     return { ...pd, reason: policy.name === DEFAULT_POLICY_NAME ? `${pd.reason}${hint}` : pd.reason, tokenId: cap.tokenId };
   }
   // 4-5 rate and budget
-  const limits = await stages.limits(TOOL_INVOKE, cap.tokenId);
+  const limits = await limitsStage(turn, TOOL_INVOKE, cap.tokenId, []);
   if (!limits.allow) return limits;
   // 5b approval
   const needs = policy.approvalFor({ op: 'tool.invoke', name });
   if (needs === undefined) return { allow: true, tokenId: cap.tokenId, reason: pd.reason, reservation: limits.reservation };
   const ask: ApprovalAsk = { op: 'tool.invoke', tool: name, toolDigest: ctx.tool.digest, runId: ctx.runId, target: name, input: req.input, ...needs };
-  const approval = await stages.approval(ask, limits.reservation, cap.tokenId);
+  const approval = await approvalStage(deps.recorder.sink, turn, ask, { reservation: limits.reservation, tokenId: cap.tokenId }, { signal: deps.stopping });
   if (!approval.allow) return approval;
   return { allow: true, tokenId: cap.tokenId, reason: `${pd.reason}; ${approval.reason}`, reservation: limits.reservation };
 }

@@ -17,30 +17,23 @@
  * fault inside a check is a deny: nothing thrown here ever reaches the guest
  * as anything but a typed error.
  */
-import { hashRequest, sha256Hex, type AuditDetail } from '../audit/index.ts';
-import { checkCapability, type CapabilityRequest, type KeyedRate } from '../capability/index.ts';
+import type { AuditDetail } from '../audit/index.ts';
 import { AuthorityError, ErrorCode } from '../errors.ts';
-import { guestError, type Decision, type GuestError, type HostCall, type HostReply } from '../host-call.ts';
-import { MAX_REDIRECTS, nextHop, toGuestError, type HttpRequest, type HttpResult } from '../host/index.ts';
-import type { Limiter, MeteredCall, Reservation } from '../limits/index.ts';
-import type { Policy, PolicyDecision } from '../policy/index.ts';
+import { guestError, type GuestError, type HostCall, type HostReply } from '../host-call.ts';
+import { toGuestError } from '../host/index.ts';
+import type { Reservation } from '../limits/index.ts';
+import type { PolicyDecision } from '../policy/index.ts';
 import { admitChecks, type Admission, type AdmissionRequest } from './admission.ts';
-import { approve } from './approval.ts';
-import type { GateDeps, RunContext, RunSubject } from './context.ts';
-import { clip, decode, fetchCall, opOf, type CanonicalCall, type Effect, type Facts, type OpSpec } from './ops.ts';
-import { Recorder } from './record.ts';
+import { approvalStage, capabilityStage, denied, limitsStage, type Denied, type Stage } from './checks.ts';
+import type { GateDeps, RunContext } from './context.ts';
+import { decode, opOf, rawFacts, type CanonicalCall, type Effect, type Facts, type OpSpec } from './ops.ts';
+import { Recorder, outcomeOf } from './record.ts';
+import { redirectHop } from './redirect.ts';
 
 const MAX_DENIALS = 16;
 
-type Denied = { allow: false; code: ErrorCode; reason: string; rule?: string | undefined; retryAfterMs?: number | undefined; tokenId?: string | undefined };
 type Allowed = { allow: true; tokenId: string | undefined; policy: PolicyDecision; reservation: Reservation; reason: string };
 
-/** One call (or one admission) as the gate sees it: who asks, and the policy and limiter it is decided under, read once. */
-interface Stage {
-  readonly ctx: RunSubject;
-  readonly policy: Policy;
-  readonly limiter: Limiter;
-}
 /** A host call's stage: its run has a deadline, a signal and counters. */
 interface Turn extends Stage {
   readonly ctx: RunContext;
@@ -49,23 +42,6 @@ interface Turn extends Stage {
 /** The guest's view of a denial. */
 export function denialToGuest(d: { code: ErrorCode; reason: string; retryAfterMs?: number | undefined }): GuestError {
   return guestError(d.code, d.reason, d.retryAfterMs);
-}
-
-const denied = (d: Decision, tokenId: string | undefined): Denied => ({ ...(d as Decision & { allow: false }), tokenId });
-
-/** Detail for a call that did not decode: the op and a short, safe view of what was asked. */
-function rawFacts(call: HostCall): Facts {
-  const c = call as unknown as Record<string, unknown>;
-  const shown: Record<string, string> = {};
-  if (typeof c['path'] === 'string') shown['path'] = clip(c['path'], 512);
-  else if (typeof c['url'] === 'string') shown['url'] = clip(c['url'], 512);
-  let hash: string;
-  try {
-    hash = hashRequest({ op: String(c['op']), ...shown });
-  } catch {
-    hash = sha256Hex(String(c['op']));
-  }
-  return { hash, detail: shown };
 }
 
 /**
@@ -105,13 +81,7 @@ export class Gate {
    */
   admit(req: AdmissionRequest): Promise<Admission> {
     const turn: Stage = { ctx: req.ctx, policy: this.#d.policy(), limiter: this.#d.limiter() };
-    return admitChecks(req, turn, {
-      revocations: this.#d.revocations,
-      record: (entry) => this.#rec.appendRaw(entry),
-      capability: (request) => this.#capability(turn, request, []),
-      limits: (m, tokenId) => this.#limits(turn, m, tokenId, []),
-      approval: (ask, reservation, tokenId) => this.#approval(turn, ask, reservation, tokenId, { signal: this.#d.stopping }),
-    });
+    return admitChecks(req, turn, { revocations: this.#d.revocations, recorder: this.#rec, stopping: this.#d.stopping });
   }
 
   /** A run past its host-call limit: one record, then the run is stopped (a flood must not fill the log). */
@@ -152,9 +122,9 @@ export class Gate {
       }
       const { reply, effect } = await this.#perform(turn, op, call, facts, checked, hop, deadline);
       if (reply.tag === 'err' || effect?.hop === undefined) return reply;
-      const next = await this.#redirect(turn, effect.hop, hop + 1);
+      const next = redirectHop(effect.hop, hop + 1);
       if (next === undefined) return reply;
-      if (!('call' in next)) return next.reply;
+      if ('refused' in next) return this.#deny(turn.ctx, 'http.fetch', next.refused.facts, { allow: false, ...next.refused });
       call = next.call;
     }
   }
@@ -162,7 +132,7 @@ export class Gate {
   /** Stages 2-5b for one call (or one redirect hop). */
   async #check(turn: Turn, op: OpSpec, call: CanonicalCall): Promise<Denied | Allowed> {
     const uses = op.uses?.(call);
-    const cap = this.#capability(turn, op.capability(call), uses?.names ?? []);
+    const cap = capabilityStage(this.#d.revocations, turn, op.capability(call), uses?.names ?? []);
     if (!cap.allow) return cap;
     const pd = op.decide(turn.policy, call);
     if (!pd.allow) return denied(pd, cap.tokenId);
@@ -173,70 +143,19 @@ export class Gate {
     if (op.confined && pd.root === undefined) {
       return { allow: false, code: ErrorCode.INTERNAL, reason: 'the policy allowed a path without naming its root', tokenId: cap.tokenId };
     }
-    const limits = await this.#limits(turn, op.meter(call), cap.tokenId, cap.rates);
+    const limits = await limitsStage(turn, op.meter(call), cap.tokenId, cap.rates);
     if (!limits.allow) return limits;
     const needs = turn.policy.approvalFor({ op: call.op });
     // No await unless the policy asks for an approval: this is the hot path.
-    const approval = needs === undefined ? undefined : await this.#approval(turn, { ...this.#ask(turn.ctx, call.op, op.approval(call)), ...needs }, limits.reservation, cap.tokenId, turn.ctx);
-    if (approval !== undefined && !approval.allow) return approval;
-    const approved = approval === undefined ? '' : `; ${approval.reason}`;
+    let approved = '';
+    if (needs !== undefined) {
+      const { ctx } = turn;
+      const ask = { op: call.op, tool: ctx.tool.name, toolDigest: ctx.tool.digest, runId: ctx.runId, ...op.approval(call), ...needs };
+      const approval = await approvalStage(this.#rec.sink, turn, ask, { reservation: limits.reservation, tokenId: cap.tokenId }, ctx);
+      if (!approval.allow) return approval;
+      approved = `; ${approval.reason}`;
+    }
     return { allow: true, tokenId: cap.tokenId, policy: pd, reservation: limits.reservation, reason: `${cap.reason}; ${pd.reason}${approved}` };
-  }
-
-  /** Stage 2: the token that grants `request`, and a `secrets use` grant for each placeholder the call fills. */
-  #capability(turn: Stage, request: CapabilityRequest | undefined, placeholders: readonly string[]): Denied | { allow: true; tokenId: string | undefined; rates: KeyedRate[]; reason: string } {
-    const { ctx } = turn;
-    const revocations = this.#d.revocations;
-    if (request === undefined) {
-      // Nothing to grant (an invocation when no tool grant is required): the run itself must not be revoked.
-      if (revocations.findRevoked([], [ctx.runId]) !== undefined) return { allow: false, code: ErrorCode.CAP_REVOKED, reason: `run ${ctx.runId} is revoked` };
-      return { allow: true, tokenId: undefined, rates: [], reason: '' };
-    }
-    const cap = checkCapability(ctx.grants, request, { runId: ctx.runId, revocations });
-    if (!cap.allow) return denied(cap, cap.tokenId);
-    const rates: KeyedRate[] = [...(cap.rates ?? [])];
-    for (const name of placeholders) {
-      const use = checkCapability(ctx.grants, { kind: 'secrets', resource: name, method: 'use' }, { runId: ctx.runId, revocations });
-      if (!use.allow) return { ...denied(use, use.tokenId), reason: `secret placeholder {{secret:${name}}}: ${use.reason}` };
-      rates.push(...(use.rates ?? []));
-    }
-    return { allow: true, tokenId: cap.tokenId, rates, reason: cap.reason };
-  }
-
-  /** Stages 4 and 5: rate limits, then a budget reservation. */
-  async #limits(turn: Stage, m: MeteredCall, tokenId: string | undefined, rates: readonly KeyedRate[]): Promise<Denied | { allow: true; reservation: Reservation }> {
-    const limitCtx = { runId: turn.ctx.runId, tool: turn.ctx.tool.name, tokenId };
-    const rate = await turn.limiter.rate(limitCtx, m, rates);
-    if (!rate.allow) return denied(rate, tokenId);
-    const { decision: budget, reservation } = await turn.limiter.reserve(limitCtx, m);
-    if (!budget.allow || reservation === undefined) {
-      return denied(budget.allow ? { allow: false, code: ErrorCode.INTERNAL, reason: 'no reservation' } : budget, tokenId);
-    }
-    return { allow: true, reservation };
-  }
-
-  /** Stage 5b: ask the run's approver; a refusal (or a failure to ask) gives the reservation back. */
-  async #approval(
-    turn: Stage,
-    ask: Parameters<typeof approve>[3],
-    reservation: Reservation,
-    tokenId: string | undefined,
-    bound: { deadline?: number | undefined; signal?: AbortSignal | undefined },
-  ): Promise<Denied | (Decision & { allow: true })> {
-    let approval: Decision;
-    try {
-      approval = await approve(this.#rec.sink, turn.policy, turn.ctx.approver, ask, bound);
-    } catch (e) {
-      await turn.limiter.cancel(reservation).catch(() => {});
-      throw e;
-    }
-    if (approval.allow) return approval;
-    await turn.limiter.cancel(reservation).catch(() => {});
-    return denied(approval, tokenId);
-  }
-
-  #ask(ctx: RunSubject, op: CanonicalCall['op'], shown: ReturnType<OpSpec['approval']>) {
-    return { op, tool: ctx.tool.name, toolDigest: ctx.tool.digest, runId: ctx.runId, ...shown };
   }
 
   /** Stages 6-8: the intent record, the effect, the outcome record. */
@@ -265,39 +184,11 @@ export class Gate {
   }
 
   async #outcome(ctx: RunContext, op: string, tokenId: string | undefined, reply: HostReply, responseHash: string | undefined, detail: AuditDetail): Promise<void> {
-    const code = reply.tag === 'ok' ? 'ok' : reply.val.tag === 'denied' ? reply.val.val.code : reply.val.tag;
-    const reason =
-      reply.tag === 'ok' ? undefined : reply.val.tag === 'denied' ? reply.val.val.message : reply.val.tag === 'rate-limited' ? `retry after ${reply.val.val} ms` : reply.val.val;
+    const { code, reason } = outcomeOf(reply);
     await this.#rec.append(ctx, { kind: 'call.outcome', op, decision: 'allow', code, tokenId, responseHash: responseHash as never, reason, detail });
     // The host refused at the effect (an address DNS gave, a secret on its way out): the caller sees it with the gate's own denials.
     if (reply.tag === 'err' && reply.val.tag === 'denied' && ctx.denials.length < MAX_DENIALS) {
       ctx.denials.push({ op, code: reply.val.val.code as ErrorCode, reason: this.#rec.scrub(reply.val.val.message) });
-    }
-  }
-
-  /** The next hop of a redirect, decoded, or the denial that ends the call (recorded like any other). */
-  async #redirect(turn: Turn, last: { request: HttpRequest; response: HttpResult }, hop: number): Promise<{ call: CanonicalCall } | { reply: HostReply } | undefined> {
-    const refuse = async (facts: Facts, code: ErrorCode, reason: string) => ({ reply: await this.#deny(turn.ctx, 'http.fetch', facts, { allow: false, code, reason }) });
-    let next: HttpRequest | undefined;
-    try {
-      next = nextHop(last.request, last.response);
-    } catch (e) {
-      // A Location the host refuses ends the call: that refusal is a denied hop.
-      const err = e instanceof AuthorityError ? e : new AuthorityError(ErrorCode.INVALID_ARGUMENT, 'bad redirect', { cause: e });
-      const location = (last.response.headers.find(([k]) => k.toLowerCase() === 'location')?.[1] ?? '').slice(0, 2048);
-      return refuse({ hash: hashRequest({ op: 'http.fetch', location }), detail: { location: location.slice(0, 512), hop } }, err.code, `redirect hop ${hop}: ${err.message}`);
-    }
-    if (next === undefined) return undefined;
-    if (hop > MAX_REDIRECTS) {
-      return refuse({ hash: hashRequest({ op: 'http.fetch', url: next.url }), detail: { url: next.url.slice(0, 512), hop } }, ErrorCode.POLICY_DENY, `more than ${MAX_REDIRECTS} redirects`);
-    }
-    try {
-      const raw: HostCall = { op: 'http.fetch', method: next.method, url: next.url, headers: [...next.headers], body: next.body };
-      return { call: fetchCall(next.method, next.url, [...next.headers], next.body, raw) };
-    } catch (e) {
-      const err = e instanceof AuthorityError ? e : new AuthorityError(ErrorCode.INVALID_ARGUMENT, 'bad redirect', { cause: e });
-      const facts = { hash: hashRequest({ op: 'http.fetch', url: next.url.slice(0, 2048) }), detail: { url: next.url.slice(0, 512), hop } };
-      return refuse(facts, ErrorCode.INVALID_ARGUMENT, `redirect to an invalid URL: ${err.message}`);
     }
   }
 

@@ -277,6 +277,21 @@ export const OPS = {
   } satisfies OpSpec<Extract<CanonicalCall, { op: 'secrets.get' }>>,
 } as const satisfies Readonly<Record<HostOp, object>>;
 
+/** Detail for a call that did not decode: the op and a short, safe view of what was asked. */
+export function rawFacts(call: HostCall): Facts {
+  const c = call as unknown as Record<string, unknown>;
+  const shown: Record<string, string> = {};
+  if (typeof c['path'] === 'string') shown['path'] = clip(c['path'], 512);
+  else if (typeof c['url'] === 'string') shown['url'] = clip(c['url'], 512);
+  let hash: string;
+  try {
+    hash = hashRequest({ op: String(c['op']), ...shown });
+  } catch {
+    hash = sha256Hex(String(c['op']));
+  }
+  return { hash, detail: shown };
+}
+
 /** The row of a call's operation (one lookup, typed for any call). */
 export function opOf(op: HostOp): OpSpec {
   return OPS[op] as unknown as OpSpec;

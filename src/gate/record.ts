@@ -6,9 +6,18 @@
  */
 import type { AuditDetail, AuditEntry, AuditReceipt } from '../audit/index.ts';
 import { AuthorityError, ErrorCode } from '../errors.ts';
+import type { HostReply } from '../host-call.ts';
 import { percentDecodeLenient, type SecretStore } from '../host/index.ts';
 import type { AuditSink, GateDeps } from './context.ts';
 import { clip } from './ops.ts';
+
+/** What an outcome record says of a reply: `ok`, the denial's code or the error case, and the message. */
+export function outcomeOf(reply: HostReply): { code: string; reason: string | undefined } {
+  if (reply.tag === 'ok') return { code: 'ok', reason: undefined };
+  const e = reply.val;
+  if (e.tag === 'denied') return { code: e.val.code, reason: e.val.message };
+  return { code: e.tag, reason: e.tag === 'rate-limited' ? `retry after ${e.val} ms` : e.val };
+}
 
 /** Who a record is about: the run and its tool. */
 export interface RecordSubject {
