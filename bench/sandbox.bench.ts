@@ -11,7 +11,7 @@ import pino from 'pino';
 import { createRuntime, type Runtime } from '../src/runtime.ts';
 import { compileComponent, sha256Hex, type CompiledTool } from '../src/registry/index.ts';
 import { WorkerPool } from '../src/sandbox/index.ts';
-import type { HostReply } from '../src/gate/types.ts';
+import type { HostReply } from '../src/host-call.ts';
 import { ensureTools } from '../tools/build.ts';
 import { watFixture } from '../test/helpers/fixtures.ts';
 import { SHARED_CACHE } from '../test/helpers/runtime.ts';

@@ -13,7 +13,7 @@
  * @module
  */
 
-export const ErrorCode = {
+export const ErrorCode = Object.freeze({
   // capability stage
   CAP_MISSING: 'E_CAP_MISSING',
   CAP_INVALID: 'E_CAP_INVALID',
@@ -54,7 +54,7 @@ export const ErrorCode = {
   CONFIG: 'E_CONFIG',
   USAGE: 'E_USAGE',
   INTERNAL: 'E_INTERNAL',
-} as const;
+} as const);
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -72,6 +72,13 @@ export interface AuthorityErrorOptions {
 }
 
 /**
+ * The brand of an AuthorityError, shared by every copy of this package in a
+ * process (a registered symbol): `instanceof` then holds for an error made by
+ * another copy, e.g. `dist/` and `src/` both loaded, or two installed versions.
+ */
+const BRAND = Symbol.for('authority-sandbox.AuthorityError');
+
+/**
  * Every error Authority raises on purpose. `code` is stable; `message` is for
  * people; `data` carries the location of the problem when there is one.
  */
@@ -86,6 +93,12 @@ export class AuthorityError extends Error {
     this.data = options.data === undefined ? undefined : Object.freeze({ ...options.data });
   }
 
+  /** True for an AuthorityError from any copy of the package; subclasses keep the usual prototype check. */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    if (this !== AuthorityError) return Function.prototype[Symbol.hasInstance].call(this, value);
+    return typeof value === 'object' && value !== null && (value as { [BRAND]?: unknown })[BRAND] === true;
+  }
+
   /** A plain object for `--json` output and adapters. */
   toJSON(): { code: ErrorCode; message: string; data?: Readonly<Record<string, unknown>> } {
     return this.data === undefined
@@ -93,6 +106,8 @@ export class AuthorityError extends Error {
       : { code: this.code, message: this.message, data: this.data };
   }
 }
+
+Object.defineProperty(AuthorityError.prototype, BRAND, { value: true });
 
 /** Wrap anything thrown into an AuthorityError, keeping the original as `cause`. */
 export function toAuthorityError(err: unknown, fallback: ErrorCode = ErrorCode.INTERNAL): AuthorityError {

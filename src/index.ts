@@ -25,7 +25,7 @@ export { resolveDataDir, dataPaths, DEFAULT_DATA_DIR } from './data-dir.ts';
 export { DEFAULT_LIMITS, TOOL_NAME_RE, buildTool, type ToolInfo, type ToolLimits, type RegisterOptions, type BuildResult } from './registry/index.ts';
 export type { PoolOptions } from './sandbox/index.ts';
 export type { Denial } from './gate/index.ts';
-export { HOST_OPS, type HostOp, type HostCall, type Decision } from './gate/types.ts';
+export { HOST_OPS, type HostOp, type HostCall, type Decision } from './host-call.ts';
 
 // Capabilities
 export {

@@ -32,7 +32,7 @@ test('the pinned jco emits the shape the checks go into: one check per lowered i
   const { raw, guarded, keys } = await generated();
   const all = await fns();
   assert.deepEqual(keys, Object.keys(all).sort());
-  assert.equal(keys.length, 7);
+  assert.equal(keys.length, 8);
   // Every import is checked before jco lifts its first argument: the check is the first line of its trampoline.
   for (const key of keys) {
     const at = guarded.indexOf(`__authorityGuard().params(__authorityAbi[${JSON.stringify(key)}], memory0, [`);
@@ -40,7 +40,7 @@ test('the pinned jco emits the shape the checks go into: one check per lowered i
     const line = guarded.lastIndexOf('\n', at - 1);
     assert.match(guarded.slice(guarded.lastIndexOf('\n', line - 1) + 1, line), /const _trampoline\d+ = function\(arg0/, `${key}: the check opens the trampoline`);
   }
-  assert.equal(guarded.split('__authorityGuard().params(').length - 1, 7);
+  assert.equal(guarded.split('__authorityGuard().params(').length - 1, 8);
   assert.equal(guarded.split('__authorityGuard().realloc(').length - 1, 1);
   assert.equal(guarded.split('__authorityGuard().output(').length - 1, 1);
   assert.equal(guarded.split('__authorityGuard().describe(').length - 1, 1);
@@ -51,7 +51,7 @@ test('the pinned jco emits the shape the checks go into: one check per lowered i
 test('a change in what jco emits refuses the tool loudly instead of running it unchecked', async () => {
   const { raw } = await generated();
   const all = await fns();
-  assert.doesNotThrow(() => guardGenerated(raw, all, 7));
+  assert.doesNotThrow(() => guardGenerated(raw, all, 8));
   const changes: Array<[string, string]> = [
     ['trampolines written as arrow functions', raw.replace(/const (_trampoline\d+) = function\(([^)]*)\) \{/g, 'const $1 = ($2) => {')],
     ['fnName no longer set', raw.replace(/^ *_trampoline\d+\.fnName = '[^']*';$/gm, '')],
@@ -63,13 +63,13 @@ test('a change in what jco emits refuses the tool loudly instead of running it u
   for (const [what, js] of changes) {
     assert.notEqual(js, raw, `${what}: the change applies to this jco's output`);
     assert.throws(
-      () => guardGenerated(js, all, 7),
+      () => guardGenerated(js, all, 8),
       (e: unknown) => e instanceof AuthorityError && e.code === ErrorCode.COMPONENT_INVALID && /refusing the tool rather than running it unchecked/.test(e.message),
       what,
     );
   }
   // Fewer lowered imports than the component imports: refused too.
-  assert.throws(() => guardGenerated(raw, all, 8), (e: unknown) => e instanceof AuthorityError && /imports 8 sandbox functions, the bindings lower 7/.test(e.message));
+  assert.throws(() => guardGenerated(raw, all, 9), (e: unknown) => e instanceof AuthorityError && /imports 9 sandbox functions, the bindings lower 8/.test(e.message));
 });
 
 test('the checks trap on every out-of-bounds, wrapping or misaligned pointer of a call, and let the exact end of memory through', async () => {
@@ -130,7 +130,7 @@ test('every pointer-carrying parameter of every import, found from the WIT, trap
   const r = await fuzzWitAbi({ runs: 8, seed: 20261203, pass: 'sample', cacheDir: SHARED_CACHE });
   assert.deepEqual(r.problems, []);
   assert.equal(r.cases, sample.length + 8);
-  // read-file, list-dir, stat, remove, get: a string and a return area; write-file: two and one;
+  // read-file, list-dir, stat, remove, mkdir, get: a string and a return area; write-file: two and one;
   // fetch: method, url, the header list, each header's two strings, the body and a return area.
-  assert.equal(r.sites, 20);
+  assert.equal(r.sites, 22);
 });

@@ -456,3 +456,41 @@ test('a missing root is not-found, and a call without roots is denied', async ()
   await assert.rejects(hostFs.readFile('/data/x', { ...scope, limits: { readBytes: -1 } }), (e: AuthorityError) => e.code === ErrorCode.CONFIG);
   await assert.rejects(hostFs.readFile('/data/x', { ...scope, limits: { readBites: 1 } as never }), (e: AuthorityError) => e.code === ErrorCode.CONFIG);
 });
+
+test('mkdir makes one folder (0700) whose parent exists, and is a no-op for a folder already there', async () => {
+  buildRoot();
+  await hostFs.mkdir('/data/out', scope);
+  const st = fs.lstatSync(path.join(root, 'out'));
+  assert.ok(st.isDirectory());
+  assert.equal(st.mode & 0o777, 0o700);
+  await hostFs.mkdir('/data/out/reports', scope);
+  assert.ok(fs.lstatSync(path.join(root, 'out', 'reports')).isDirectory());
+  await hostFs.writeFile('/data/out/reports/a.txt', new TextEncoder().encode('made'), scope);
+  assert.equal(fs.readFileSync(path.join(root, 'out', 'reports', 'a.txt'), 'utf8'), 'made');
+  // Again: the folder is there, nothing changes, no error.
+  await hostFs.mkdir('/data/out/reports', scope);
+  assert.deepEqual(fs.readdirSync(path.join(root, 'out', 'reports')), ['a.txt']);
+  await hostFs.mkdir('/data', scope);
+});
+
+test('mkdir refuses a missing parent, a file or a link in the way, and never makes a folder outside its root', async () => {
+  buildRoot();
+  const r = async (p: string) => outcome(hostFs.mkdir(p, scope));
+  assert.equal((await r('/data/no/such/parent')).tag, 'not-found');
+  assert.ok(!fs.existsSync(path.join(root, 'no')));
+  assert.equal((await r('/data/file.txt')).tag, 'invalid');
+  assert.equal(fs.readFileSync(path.join(root, 'file.txt'), 'utf8'), 'inside');
+  // A link is never followed, whether it points out of the root or to a folder inside it.
+  for (const link of ['link-out', 'link-rel', 'link-in', 'link-loop', 'link-root']) {
+    assert.equal((await r(`/data/${link}`)).tag, 'denied', link);
+    assert.ok(isLink(path.join(root, link)), `${link} is still the link`);
+  }
+  // Through a link in the parent: refused by the confined walk, nothing made at the link's target.
+  for (const p of ['/data/link-out/made-by-mkdir', '/data/sub/up/made-by-mkdir', '/data/link-proc/tmp/made-by-mkdir']) {
+    assert.equal((await r(p)).tag, 'denied', p);
+  }
+  assert.ok(!fs.existsSync(path.join(outside, 'made-by-mkdir')));
+  assert.equal((await r('/data/../outside/made-by-mkdir')).tag, 'invalid', 'the host takes canonical paths only');
+  assert.equal((await outcome(hostFs.mkdir('/elsewhere/x', scope))).tag, 'denied');
+  assertCanariesUntouched('mkdir');
+});

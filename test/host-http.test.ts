@@ -9,7 +9,7 @@ import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import type { AddressInfo } from 'node:net';
 import { AuthorityError, ErrorCode } from '../src/errors.ts';
-import type { Decision, Header } from '../src/gate/types.ts';
+import type { Decision, Header } from '../src/host-call.ts';
 import {
   FORBIDDEN_REQUEST_HEADERS,
   HttpClient,

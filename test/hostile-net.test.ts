@@ -20,13 +20,13 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { tailAuditRecords, verifyAudit, type AuditRecord } from '../src/audit/index.ts';
-import { checkCapability, prepareGrants, requestForHostCall, type GrantSet } from '../src/capability/index.ts';
+import { checkCapability, requestForHostCall, type GrantSet } from '../src/capability/index.ts';
 import { AuthorityError, ErrorCode } from '../src/errors.ts';
 import { decode } from '../src/gate/decode.ts';
-import type { Header } from '../src/gate/types.ts';
+import type { Header } from '../src/host-call.ts';
 import { SecretStore, type LookupFn } from '../src/host/index.ts';
 import { loadPolicy, type Policy } from '../src/policy/index.ts';
-import type { InvokeResult } from '../src/runtime.ts';
+import { runtimeInternals, type InvokeResult } from '../src/runtime.ts';
 import { CanaryServer } from './helpers/canary-server.ts';
 import { jsFixture } from './helpers/js-fixtures.ts';
 import { testRuntime } from './helpers/runtime.ts';
@@ -145,7 +145,7 @@ before(async () => {
     rt.issueToken({ kind: 'net', resource: 'https://*:*/**', methods: ['*'], ttlMs: 3_600_000 }),
     rt.issueToken({ kind: 'secrets', resource: 'API_KEY', methods: ['use'], ttlMs: 3_600_000 }),
   ];
-  grantSet = prepareGrants(rt.keyring, grants);
+  grantSet = rt.prepareGrants(grants);
 });
 
 after(async () => {
@@ -213,12 +213,12 @@ async function gateVerdict(policy: Policy, req: ProbeRequest): Promise<{ stage: 
     return { stage: 'gate', code: e.code === ErrorCode.IO ? ErrorCode.IO : ErrorCode.INVALID_ARGUMENT, reason: e.message };
   }
   if (call.op !== 'http.fetch') throw new Error('unreachable');
-  const cap = checkCapability(grantSet, requestForHostCall({ op: 'http.fetch', method: call.method, url: call.url.href, headers: [] }), { runId: 'x', revocations: rt.revocations });
+  const cap = checkCapability(grantSet, requestForHostCall({ op: 'http.fetch', method: call.method, url: call.url.href, headers: [] }), { runId: 'x', revocations: runtimeInternals(rt).revocations });
   if (!cap.allow) return { stage: 'gate', code: cap.code, reason: cap.reason };
   const pd = policy.decide({ op: 'http.fetch', url: call.url.href, method: call.method });
   if (!pd.allow) return { stage: 'gate', code: pd.code, reason: pd.reason };
   for (const name of call.placeholders) {
-    const use = checkCapability(grantSet, { kind: 'secrets', resource: name, method: 'use' }, { runId: 'x', revocations: rt.revocations });
+    const use = checkCapability(grantSet, { kind: 'secrets', resource: name, method: 'use' }, { runId: 'x', revocations: runtimeInternals(rt).revocations });
     if (!use.allow) return { stage: 'gate', code: use.code, reason: `secret placeholder {{secret:${name}}}: ${use.reason}` };
     const bound = policy.decide({ op: 'secrets.use', name, url: call.url.href });
     if (!bound.allow) return { stage: 'gate', code: bound.code, reason: bound.reason };

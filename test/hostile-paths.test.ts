@@ -21,11 +21,11 @@ import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { Worker } from 'node:worker_threads';
 import { tailAuditRecords, verifyAudit, type AuditRecord } from '../src/audit/index.ts';
-import { checkCapability, prepareGrants, requestForHostCall, type GrantSet } from '../src/capability/index.ts';
+import { checkCapability, requestForHostCall, type GrantSet } from '../src/capability/index.ts';
 import { AuthorityError, ErrorCode } from '../src/errors.ts';
 import { decode } from '../src/gate/decode.ts';
-import type { HostCall } from '../src/gate/types.ts';
-import type { InvokeResult } from '../src/runtime.ts';
+import type { HostCall } from '../src/host-call.ts';
+import { runtimeInternals, type InvokeResult } from '../src/runtime.ts';
 import { jsFixture } from './helpers/js-fixtures.ts';
 import { tempDir, testRuntime } from './helpers/runtime.ts';
 
@@ -190,7 +190,7 @@ before(async () => {
   await rt.register(await jsFixture('fs-probe'), { limits: { timeoutMs: 120_000 } });
   // A token for every path: the policy's root and the host's confinement are what is under test.
   grants = [rt.issueToken({ kind: 'fs', resource: '/**', methods: ['read', 'list', 'write', 'remove'], ttlMs: 3_600_000 })];
-  grantSet = prepareGrants(rt.keyring, grants);
+  grantSet = rt.prepareGrants(grants);
 });
 
 after(async () => {
@@ -233,7 +233,7 @@ async function gateVerdict(op: keyof typeof OPS, p: string): Promise<{ stage: 'g
   if (call.op === 'http.fetch' || call.op === 'secrets.get') throw new Error('unreachable');
   const cap = checkCapability(grantSet, requestForHostCall(call.op === 'fs.write' ? { op: 'fs.write', path: call.real, data: call.data } : ({ op: call.op, path: call.real } as HostCall)), {
     runId: 'x',
-    revocations: rt.revocations,
+    revocations: runtimeInternals(rt).revocations,
   });
   if (!cap.allow) return { stage: 'gate', code: cap.code, reason: cap.reason };
   const pd = await rt.policy.resolveAndDecide({ op: call.op, path: call.path });

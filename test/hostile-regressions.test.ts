@@ -9,7 +9,7 @@ import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { AuditRecord } from '../src/audit/index.ts';
 import { AuthorityError, ErrorCode } from '../src/errors.ts';
-import type { Header } from '../src/gate/types.ts';
+import type { Header } from '../src/host-call.ts';
 import { HostFs } from '../src/host/index.ts';
 import { CanaryServer } from './helpers/canary-server.ts';
 import { jsFixture } from './helpers/js-fixtures.ts';

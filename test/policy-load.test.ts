@@ -161,7 +161,7 @@ test('names each problem with its JSON path and says what is wrong', () => {
     [{ net: { timeout_ms: '30s' } }, 'net.timeout_ms', 'expected a whole number, got a string'],
     [{ net: { max_response_bytes: 'lots' } }, 'net.max_response_bytes', 'expected bytes as a number or a size like "8 MiB", got "lots"'],
     // secrets
-    [{ secrets: { 'bad-name': {} } }, 'secrets["bad-name"]', 'a secret name is [A-Za-z_][A-Za-z0-9_]{0,127}'],
+    [{ secrets: { '1bad-name': {} } }, 'secrets["1bad-name"]', 'a secret name is [A-Za-z_][A-Za-z0-9_.-]{0,127}'],
     [{ secrets: { K: { host: [] } } }, 'secrets.K.host', 'unknown field; did you mean hosts?'],
     [{ secrets: { K: { hosts: ['a.example/path'] } } }, 'secrets.K.hosts[0]', 'a secret host is a host name (https, any port) or scheme://host[:port]'],
     [{ secrets: { K: { hosts: ['ftp://a.example'] } } }, 'secrets.K.hosts[0]', 'scheme must be http or https, not ftp'],

@@ -2,7 +2,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { AuthorityError, ErrorCode } from '../src/errors.ts';
-import type { HostReply } from '../src/gate/types.ts';
+import type { HostReply } from '../src/host-call.ts';
 import { compileComponent, sha256Hex, type CompiledTool } from '../src/registry/index.ts';
 import { WorkerPool } from '../src/sandbox/index.ts';
 import { exampleTools, watFixture } from './helpers/fixtures.ts';

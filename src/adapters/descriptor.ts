@@ -22,6 +22,7 @@
 import { randomBytes } from 'node:crypto';
 import { AuthorityError, ErrorCode, toAuthorityError } from '../errors.ts';
 import type { Denial } from '../gate/index.ts';
+import { TOOL_NAME } from '../host-call.ts';
 import type { ToolInfo } from '../registry/index.ts';
 import type { Approver, Runtime } from '../runtime.ts';
 
@@ -136,7 +137,6 @@ const DENIAL_CODES: ReadonlySet<string> = new Set([
   ErrorCode.SECRET_LEAK,
 ]);
 
-const TOOL_NAME = /^[A-Za-z0-9_-]{1,64}$/;
 const MAX_TEXT = 2048;
 
 function auditText(audit: AuditRange | undefined): string {

@@ -4,7 +4,7 @@
  * @module
  */
 import { AuthorityError, ErrorCode } from '../errors.ts';
-import type { CapabilityKind } from '../gate/types.ts';
+import type { CapabilityKind } from '../host-call.ts';
 
 export type { CapabilityKind };
 

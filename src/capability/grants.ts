@@ -10,7 +10,7 @@
  */
 import { inspect } from 'node:util';
 import { AuthorityError, ErrorCode } from '../errors.ts';
-import { deny, type Decision, type HostCall } from '../gate/types.ts';
+import { deny, type Decision, type HostCall } from '../host-call.ts';
 import { isKind, methodBit, type CapabilityKind, type KeyedRate } from './claims.ts';
 import type { Keyring } from './keyring.ts';
 import { compilePattern, prepareResource, type ResourceMatcher } from './patterns.ts';
@@ -249,6 +249,7 @@ export function requestForHostCall(call: HostCall): CapabilityRequest {
     case 'fs.list':
       return { kind: 'fs', resource: call.path, method: 'list' };
     case 'fs.write':
+    case 'fs.mkdir':
       return { kind: 'fs', resource: call.path, method: 'write' };
     case 'fs.remove':
       return { kind: 'fs', resource: call.path, method: 'remove' };

@@ -14,6 +14,7 @@
  * @module
  */
 import { Minimatch, braceExpand, type MinimatchOptions } from 'minimatch';
+import { TOOL_NAME } from '../host-call.ts';
 import type { CapabilityKind } from './claims.ts';
 
 /** Longest pattern, in UTF-8 bytes. */
@@ -50,7 +51,7 @@ const PRINTABLE_ASCII = /^[\x21-\x7e]+$/;
 const NET_PATTERN = /^(https?):\/\/(\*|\*\.[^/:[\]]+|[^*/:[\]]+|\[[0-9a-f:.]+\])(?::(\*|[1-9][0-9]{0,4}))?(\/[^#]*)?$/;
 const IPV4 = /^(?:0|[1-9][0-9]{0,2})(?:\.(?:0|[1-9][0-9]{0,2})){3}$/;
 const SECRET_NAME_MAX = 256;
-export const TOOL_NAME_RE = /^[A-Za-z0-9_-]{1,64}$/;
+export const TOOL_NAME_RE = TOOL_NAME;
 const TOOL_PATTERN_RE = /^[A-Za-z0-9_\-*?[\]{},!^]{1,256}$/;
 
 const DEFAULT_PORT: Readonly<Record<string, number>> = { http: 80, https: 443 };

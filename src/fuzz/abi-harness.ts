@@ -17,7 +17,7 @@ import { rmSync } from 'node:fs';
 import fc from 'fast-check';
 import { verifyAudit, type AuditEntry, type AuditReceipt } from '../audit/index.ts';
 import { AuthorityError } from '../errors.ts';
-import type { Runtime } from '../runtime.ts';
+import { runtimeInternals, type Runtime } from '../runtime.ts';
 import { broadToken } from './generators.ts';
 import { FuzzCaseError, HANG_MARGIN_MS, type LogCapture } from './gate-harness.ts';
 import { ABI_SOURCE, guestRuntime, type GuestRuntimeOptions } from './guests.ts';
@@ -152,7 +152,7 @@ export class AbiHarness {
     this.#logs = logs;
     this.dataDir = dataDir;
     this.#needles = secretNeedles(world.secrets);
-    const audit = rt.audit;
+    const audit = runtimeInternals(rt).audit;
     const append = audit.append.bind(audit);
     (audit as { append: (e: AuditEntry) => Promise<AuditReceipt> }).append = (entry) => {
       if (entry.runId === this.#runId) this.#tap.push(entry);
@@ -173,7 +173,7 @@ export class AbiHarness {
     this.#tap = [];
     const sentFrom = this.world.canary.requests.length;
     const now = Date.now();
-    const grants = (['fs', 'net', 'secrets'] as const).map((k) => mint(broadToken(k), this.#rt.keyring, this.#foreign, now, this.#runId, undefined)?.text).filter((t): t is string => t !== undefined);
+    const grants = (['fs', 'net', 'secrets'] as const).map((k) => mint(broadToken(k), runtimeInternals(this.#rt).keyring, this.#foreign, now, this.#runId, undefined)?.text).filter((t): t is string => t !== undefined);
     const input = { p: encodeProgram(p) };
     const problems: string[] = [];
     let end = 'ok';

@@ -66,7 +66,7 @@ export class RunChecker {
     const inAudit = secretsIn(JSON.stringify(entries), this.#needles);
     if (inAudit.length > 0) problems.push(`secret value of ${inAudit.join(', ')} in the audit log`);
     if (call.op === 'fs.read' && canaryIn(reply, this.world.canaryMarkers())) problems.push('a canary file (outside every allowed path) was read');
-    if (call.op === 'fs.write' || call.op === 'fs.remove') problems.push(...this.world.checkCanaries());
+    if (call.op === 'fs.write' || call.op === 'fs.remove' || call.op === 'fs.mkdir') problems.push(...this.world.checkCanaries());
     const intents = records.filter((r) => r.kind === 'call.intent').length;
     if (sent.length > intents) problems.push(`the canary received ${sent.length} request(s) for ${intents} allowed hop(s)`);
     if (this.comparing) {

@@ -15,7 +15,7 @@ import pino, { type Logger } from 'pino';
 import { AuditLog, verifyAudit, type AuditEntry } from '../audit/index.ts';
 import { Keyring, RevocationList, prepareGrants } from '../capability/index.ts';
 import { Gate, type RunContext } from '../gate/index.ts';
-import type { HostCall, HostReply } from '../gate/types.ts';
+import type { HostCall, HostReply } from '../host-call.ts';
 import { HostFs, HttpClient, SecretStore } from '../host/index.ts';
 import { Limiter, MemoryLimitStore } from '../limits/index.ts';
 import type { Scenario } from './generators.ts';
@@ -202,7 +202,7 @@ export class GateHarness {
           throw e;
         }
         const t1 = Date.now();
-        if (call.op === 'fs.write' || call.op === 'fs.remove') lookAfter(before);
+        if (call.op === 'fs.write' || call.op === 'fs.remove' || call.op === 'fs.mkdir') lookAfter(before);
         const entries = this.#tap.slice(tapFrom);
         const records: ObservedRecord[] = entries.map((e) => ({ kind: e.kind, code: e.code, op: e.op, detail: e.detail as Record<string, unknown> | undefined }));
         const obs: ObservedCall = { call: call as ModelCall, before, records, reply };

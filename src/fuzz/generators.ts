@@ -9,20 +9,20 @@
  * @module
  */
 import fc from 'fast-check';
-import type { HostCall } from '../gate/types.ts';
+import type { HostCall } from '../host-call.ts';
 import { CAP_METHODS, type CapKind } from './model.ts';
 import type { CaveatSpec, Mutation, TokenSpec } from './tokens.ts';
 import type { Vocab } from './world.ts';
 
 /** The host functions a fuzz target covers. */
 export const TARGETS = {
-  fs: ['fs.read', 'fs.write', 'fs.list', 'fs.stat', 'fs.remove'],
+  fs: ['fs.read', 'fs.write', 'fs.list', 'fs.stat', 'fs.remove', 'fs.mkdir'],
   http: ['http.fetch'],
   secrets: ['secrets.get'],
 } as const;
 export type Target = keyof typeof TARGETS;
 export type Op = HostCall['op'];
-export const ALL_OPS: readonly Op[] = ['fs.read', 'fs.write', 'fs.list', 'fs.stat', 'fs.remove', 'http.fetch', 'secrets.get'];
+export const ALL_OPS: readonly Op[] = ['fs.read', 'fs.write', 'fs.list', 'fs.stat', 'fs.remove', 'fs.mkdir', 'http.fetch', 'secrets.get'];
 
 /** One step of a case: a host call (after the limiter clock moves `dt` ms), or a revocation in the middle of the run. */
 export type Step = { readonly call: HostCall; readonly dt: number } | { readonly revoke: 'run' | number };
@@ -155,6 +155,7 @@ export function callArb(v: Vocab, secrets: Readonly<Record<string, string>>, op:
     case 'fs.list':
     case 'fs.stat':
     case 'fs.remove':
+    case 'fs.mkdir':
       return pathArb(v).map((path) => ({ op, path }));
     case 'fs.write':
       return fc.tuple(pathArb(v), bytesArb(caps, fc.constantFrom('{{secret:API_KEY}}', 'hello'))).map(([path, data]) => ({ op, path, data }));

@@ -13,9 +13,9 @@ import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { verifyAudit, type AuditEntry, type AuditReceipt } from '../audit/index.ts';
 import { AuthorityError } from '../errors.ts';
-import type { HostCall } from '../gate/types.ts';
+import type { HostCall } from '../host-call.ts';
 import { Limiter, MemoryLimitStore, type LimitStore } from '../limits/index.ts';
-import type { Runtime } from '../runtime.ts';
+import { runtimeInternals, type Runtime } from '../runtime.ts';
 import { RunChecker, newStats, type CheckStats } from './checker.ts';
 import { bridged, CLOCK_START, FuzzCaseError, HANG_MARGIN_MS, type LogCapture } from './gate-harness.ts';
 import type { Scenario, Step } from './generators.ts';
@@ -70,7 +70,7 @@ function unredact(v: unknown, secrets: Readonly<Record<string, string>>): unknow
 }
 
 function toReply(op: string, r: { ok?: unknown; err?: unknown }): ObservedReply | undefined {
-  if ('ok' in r) return { tag: 'ok', val: op === 'fs.write' || op === 'fs.remove' ? undefined : decodeValue(r.ok) };
+  if ('ok' in r) return { tag: 'ok', val: op === 'fs.write' || op === 'fs.remove' || op === 'fs.mkdir' ? undefined : decodeValue(r.ok) };
   const e = decodeValue(r.err) as { tag?: unknown; val?: unknown } | undefined;
   if (e === undefined || typeof e.tag !== 'string' || e.tag === 'guest') return undefined;
   return { tag: 'err', val: { tag: e.tag, val: e.val } };
@@ -108,7 +108,7 @@ export class GuestHarness {
     this.dataDir = dataDir;
     this.#needles = secretNeedles(world.secrets);
     // The tap: every record the gate writes passes here before it is appended.
-    const audit = rt.audit;
+    const audit = runtimeInternals(rt).audit;
     const append = audit.append.bind(audit);
     (audit as { append: (e: AuditEntry) => Promise<AuditReceipt> }).append = (entry) => {
       this.#observe(entry);
@@ -135,7 +135,7 @@ export class GuestHarness {
       // The previous call is over: look at what it wrote or removed before this one changes it.
       const prev = w.seen[w.seen.length - 1];
       const prevOp = w.calls[w.seen.length - 1]?.op;
-      if (prev !== undefined && (prevOp === 'fs.write' || prevOp === 'fs.remove')) lookAfter(prev.before);
+      if (prev !== undefined && (prevOp === 'fs.write' || prevOp === 'fs.remove' || prevOp === 'fs.mkdir')) lookAfter(prev.before);
       // The call's first record: its effect has not run yet. Look at the world now.
       const call = w.calls[w.seen.length];
       w.seen.push({ entries: [], before: call === undefined ? undefined : lookBefore(call as ModelCall), sentFrom: this.world.canary.requests.length, t0: w.lastT, t1: now });
@@ -164,7 +164,7 @@ export class GuestHarness {
     const limiter = new Limiter(variant.policy.limiterConfig(), this.#store);
     const runId = `fzg-${this.#cases}-${randomBytes(4).toString('hex')}`;
     const now = Date.now();
-    const all = s.grants.map((g) => mint(g, this.#rt.keyring, this.#foreign, now, runId, this.#rt.revocations));
+    const all = s.grants.map((g) => mint(g, runtimeInternals(this.#rt).keyring, this.#foreign, now, runId, runtimeInternals(this.#rt).revocations));
     const minted = all.filter((m) => m !== undefined);
     const checker = new RunChecker(this.world, variant, runId, 'fuzz-echo', minted.map((m) => m.model), this.stats);
     s.grants.forEach((g, i) => {
@@ -238,7 +238,7 @@ export class GuestHarness {
       this.#watch = undefined;
     }
     const lastOp = calls[watch.seen.length - 1]?.op;
-    if (lastOp === 'fs.write' || lastOp === 'fs.remove') lookAfter(watch.seen[watch.seen.length - 1]?.before);
+    if (lastOp === 'fs.write' || lastOp === 'fs.remove' || lastOp === 'fs.mkdir') lookAfter(watch.seen[watch.seen.length - 1]?.before);
     if (refused !== undefined) throw new FuzzCaseError({ step: batch.first, problems: [`an invocation was admitted that admission must refuse with ${refused}`] });
     const inOutput = secretsIn(output, this.#needles);
     if (inOutput.length > 0) throw new FuzzCaseError({ step: batch.first, problems: [`secret value of ${inOutput.join(', ')} in the tool's output (the runtime must redact it)`] });

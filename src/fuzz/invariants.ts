@@ -76,6 +76,7 @@ export function replyShape(op: string, r: ObservedReply): string | undefined {
       return r.val instanceof Uint8Array ? undefined : 'read-file ok without bytes';
     case 'fs.write':
     case 'fs.remove':
+    case 'fs.mkdir':
       return r.val === undefined ? undefined : `${op} ok with a value`;
     case 'fs.list':
       return Array.isArray(r.val) && r.val.every((e: { name?: unknown; kind?: unknown }) => typeof e?.name === 'string' && KINDS.has(e.kind as string)) ? undefined : 'list-dir ok with malformed entries';

@@ -6,9 +6,10 @@
  * @module
  */
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
-import type { FuzzOptions, FuzzReport } from './run.ts';
 
-type ToMain = { type: 'progress'; line: string } | { type: 'report'; report: FuzzReport } | { type: 'error'; message: string };
+// Generic in the options and the report, so this module needs nothing from run.ts (which imports it).
+type JobOptions = { progress?: ((line: string) => void) | undefined };
+type ToMain<R> = { type: 'progress'; line: string } | { type: 'report'; report: R } | { type: 'error'; message: string };
 
 /** The job's entry, booting tsx first in a development checkout (loader hooks are per thread). */
 function entry(): { entry: string | URL; evalMode: boolean } {
@@ -20,13 +21,13 @@ function entry(): { entry: string | URL; evalMode: boolean } {
 }
 
 /** Run `options` (with its `items`) in a worker thread. */
-export function runInWorker(options: FuzzOptions, progress?: (line: string) => void): Promise<FuzzReport> {
+export function runInWorker<O extends JobOptions, R>(options: O, progress?: (line: string) => void): Promise<R> {
   const { entry: file, evalMode } = entry();
   const { progress: _drop, ...data } = options;
   return new Promise((resolve, reject) => {
     const w = new Worker(file, { eval: evalMode, workerData: data, stdout: false, stderr: false });
     let settled = false;
-    w.on('message', (m: ToMain) => {
+    w.on('message', (m: ToMain<R>) => {
       if (m.type === 'progress') progress?.(m.line);
       else if (m.type === 'report') {
         settled = true;
@@ -47,13 +48,13 @@ export function runInWorker(options: FuzzOptions, progress?: (line: string) => v
 }
 
 /** Inside a job: run, and post the report. */
-export async function jobMain(run: (o: FuzzOptions) => Promise<FuzzReport>): Promise<void> {
+export async function jobMain<O extends JobOptions, R>(run: (o: O) => Promise<R>): Promise<void> {
   if (isMainThread || parentPort === null) return;
   const port = parentPort;
   try {
-    const report = await run({ ...(workerData as FuzzOptions), progress: (line) => port.postMessage({ type: 'progress', line } satisfies ToMain) });
-    port.postMessage({ type: 'report', report } satisfies ToMain);
+    const report = await run({ ...(workerData as O), progress: (line: string) => port.postMessage({ type: 'progress', line } satisfies ToMain<R>) });
+    port.postMessage({ type: 'report', report } satisfies ToMain<R>);
   } catch (e) {
-    port.postMessage({ type: 'error', message: e instanceof Error ? `${e.name}: ${e.message}` : String(e) } satisfies ToMain);
+    port.postMessage({ type: 'error', message: e instanceof Error ? `${e.name}: ${e.message}` : String(e) } satisfies ToMain<R>);
   }
 }

@@ -42,7 +42,7 @@ export const STRICTER: readonly string[] = [
   'A capability resource with a control character (U+0000-U+001F, U+007F-U+009F) is refused as E_INVALID_ARGUMENT before any token is matched, even for an fs path the path rules accept.',
   'A net capability matches the URL host exactly as WHATWG serialises it, so `example.com.` (trailing dot) is not covered by a token for `example.com`, although the policy treats both as the same host.',
   'A wildcard (`*`, `?`, a class) never matches `.` or `..` as a whole name (minimatch\'s rule, whatever `dot` says): a secrets token for `*` does not cover a secret named `.`.',
-  'A `{{secret:NAME}}` placeholder whose NAME the gate extracts (`[A-Za-z0-9_.-]{1,128}`) but the policy cannot name (`[A-Za-z_][A-Za-z0-9_]{0,127}`) is E_INVALID_ARGUMENT at the policy stage.',
+  'A `{{secret:NAME}}` placeholder whose NAME is not a secret name (`[A-Za-z_][A-Za-z0-9_.-]{0,127}`) asks for no secret at the checks: the host refuses the header as a malformed placeholder (`invalid`) at the effect.',
   'The host refuses an allowed request whose header names are not HTTP tokens, whose values hold CR, LF, NUL or characters beyond Latin-1, or that names a hop-by-hop, host or proxy-* header (`invalid`), before any secret is filled or any address resolved.',
   'A tool\'s own URL is refused at decode (E_INVALID_ARGUMENT, before any token or rule) when the host\'s strict parser refuses it: the gate never repairs a URL and sends the repaired form.',
   'The host dials only the address it checked; every name resolves (through the fuzzer\'s resolver) to loopback, so an allowed request to a name needs a rule that names loopback (resolves_to, an IP rule, localhost) or it ends with E_POLICY_DENY at the address check.',
@@ -351,7 +351,8 @@ export function decideHttp(p: ModelPolicy, u: ModelUrl, method: string): Verdict
   return deny('E_POLICY_DENY');
 }
 
-const POLICY_SECRET = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
+// The store, the policy and placeholders share one secret-name pattern.
+const POLICY_SECRET = /^[A-Za-z_][A-Za-z0-9_.-]{0,127}$/;
 
 export function decideSecretGet(p: ModelPolicy, name: string): Verdict {
   if (!POLICY_SECRET.test(name)) return deny('E_INVALID_ARGUMENT');
@@ -553,16 +554,17 @@ export class ModelLimits {
 
 /** A host call as the gate receives it. */
 export type ModelCall =
-  | { op: 'fs.read' | 'fs.list' | 'fs.stat' | 'fs.remove'; path: string }
+  | { op: 'fs.read' | 'fs.list' | 'fs.stat' | 'fs.remove' | 'fs.mkdir'; path: string }
   | { op: 'fs.write'; path: string; data: Uint8Array }
   | { op: 'http.fetch'; method: string; url: string; headers: [string, string][]; body?: Uint8Array | undefined }
   | { op: 'secrets.get'; name: string };
 
-const GATE_PLACEHOLDER = /\{\{secret:([A-Za-z0-9_.-]{1,128})\}\}/g;
+const GATE_PLACEHOLDER = /\{\{secret:([^{}]*)\}\}/g;
 
+/** The secrets an http call asks for: each well-formed placeholder whose name is a secret name. */
 export function gatePlaceholders(headers: readonly [string, string][]): string[] {
   const names = new Set<string>();
-  for (const [, v] of headers) for (const m of v.matchAll(GATE_PLACEHOLDER)) names.add(m[1] as string);
+  for (const [, v] of headers) for (const m of v.matchAll(GATE_PLACEHOLDER)) if (POLICY_SECRET.test(m[1] as string)) names.add(m[1] as string);
   return [...names].sort();
 }
 
@@ -590,7 +592,8 @@ export type GateModel =
       placeholders: string[];
     };
 
-const METHOD_OF: Record<string, string> = { 'fs.read': 'read', 'fs.stat': 'read', 'fs.list': 'list', 'fs.write': 'write', 'fs.remove': 'remove' };
+// docs/capabilities.md: making a folder is a write.
+const METHOD_OF: Record<string, string> = { 'fs.read': 'read', 'fs.stat': 'read', 'fs.list': 'list', 'fs.write': 'write', 'fs.remove': 'remove', 'fs.mkdir': 'write' };
 
 /** Stages 1-3 of the gate for one call (or one redirect hop). `decoded`: the fs paths, resolved before the call ran. */
 export function gateModel(p: ModelPolicy, grants: readonly ModelGrant[], call: ModelCall, ctx: CapContext, decoded?: ReturnType<typeof decodeFs>): GateModel {
@@ -862,6 +865,14 @@ export function fsEffect(op: string, target: string, look: FsLook, caps: ModelCa
       if (look.kind === 'missing') return { expect: 'error', tags: ['not-found', 'io'] };
       return { expect: 'any' };
     }
+    case 'fs.mkdir': {
+      // wit/sandbox.wit make-dir: a folder already there is success, a link is never followed, anything else there is refused.
+      if (look.kind === 'directory') return { expect: 'ok', check: (v) => (v === undefined ? undefined : 'make-dir ok with a value') };
+      if (look.kind === 'symlink') return { expect: 'error', tags: ['denied'] };
+      if (look.kind !== 'missing') return { expect: 'error', tags: ['invalid'] };
+      if (!look.parentIsDir) return { expect: 'error', tags: ['not-found', 'io', 'invalid', 'denied'] };
+      return { expect: 'any' };
+    }
   }
   return { expect: 'any' };
 }
@@ -875,6 +886,7 @@ export function fsPostcondition(op: string, after: FsLook, data?: Uint8Array): s
     return undefined;
   }
   if (op === 'fs.remove') return after.kind === 'missing' ? undefined : 'remove reported ok but the decided target still exists';
+  if (op === 'fs.mkdir') return after.kind === 'directory' ? undefined : 'make-dir reported ok but the decided target is not a directory';
   return undefined;
 }
 

@@ -329,7 +329,7 @@ async function runJobs(options: FuzzOptions & { seed: number }, items: readonly 
     least.items.push(item);
   }
   const { progress, ...rest } = options;
-  const reports = await Promise.all(load.filter((l) => l.items.length > 0).map((l) => runInWorker({ ...rest, jobs: 1, items: l.items }, progress)));
+  const reports = await Promise.all(load.filter((l) => l.items.length > 0).map((l) => runInWorker<FuzzOptions, FuzzReport>({ ...rest, jobs: 1, items: l.items }, progress)));
   const index = (r: PropertyResult): number => items.findIndex((i) => i.layer === r.layer && i.op === r.op);
   const results = reports.flatMap((r) => r.results).sort((a, b) => index(a) - index(b));
   const failed = results.find((r) => r.failure !== undefined)?.failure ?? reports.find((r) => r.failure !== undefined)?.failure;

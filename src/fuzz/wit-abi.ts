@@ -34,7 +34,7 @@ import { AuthorityError, ErrorCode } from '../errors.ts';
 import type { ComponentType } from '../registry/binary.ts';
 import { WIT_DIR } from '../registry/build.ts';
 import { sandboxFunctions, sandboxTypes } from '../registry/wit-types.ts';
-import { createRuntime, type Runtime } from '../runtime.ts';
+import { createRuntime, runtimeInternals, type Runtime } from '../runtime.ts';
 import { alignOf, flatCount, sizeOf } from '../sandbox/abi-guard.ts';
 import { fuzzCacheRoot } from './guests.ts';
 
@@ -649,7 +649,7 @@ export class WitAbiHarness {
     this.#dataDir = dataDir;
     this.fns = fns;
     this.keys = keys;
-    const audit = rt.audit;
+    const audit = runtimeInternals(rt).audit;
     const append = audit.append.bind(audit);
     (audit as { append: (e: AuditEntry) => Promise<AuditReceipt> }).append = (entry) => {
       if (entry.runId === this.#runId) this.#tap.push(entry);

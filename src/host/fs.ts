@@ -271,7 +271,42 @@ export class HostFs {
       walk.close();
     }
   }
+
+  /**
+   * Create a directory (mode 0700, like the 0600 of a file the guest writes).
+   * Its parent must exist: nested folders are made one level at a time, each
+   * a call the gate decides. A directory already there is success; anything
+   * else there is refused, a symlink included (it is never followed).
+   */
+  async mkdir(path: string, scope: FsScope): Promise<void> {
+    const { scoped } = this.#scope(path, scope);
+    const { guestPath, components } = scoped;
+    if (components.length === 0) return; // a confinement root exists by definition
+    const name = components.at(-1) as string;
+    const walk = ConfinedWalk.open(scoped, components.slice(0, -1), this.#hooks);
+    try {
+      walk.verifyDir();
+      try {
+        // mkdirat never follows a final symlink: a link there is EEXIST, looked at below.
+        await fsp.mkdir(walk.entry(name), DIR_MODE);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        const st = fs.lstatSync(walk.entry(name));
+        if (st.isSymbolicLink()) throw symlinkDenied(guestPath);
+        if (!st.isDirectory()) throw new AuthorityError(ErrorCode.INVALID_ARGUMENT, `${guestPath} exists and is not a directory`, { data: { path: guestPath } });
+        return;
+      }
+      await fsyncDir(walk.dirFd);
+    } catch (err) {
+      throw fsFailure(err, guestPath);
+    } finally {
+      walk.close();
+    }
+  }
 }
+
+/** @see HostFs.mkdir */
+const DIR_MODE = 0o700;
 
 function tooLarge(guestPath: string, cap: number, what: 'read' | 'write' | 'list'): AuthorityError {
   const unit = what === 'list' ? 'entries' : 'bytes';

@@ -5,7 +5,7 @@
  * @module
  */
 import { AuthorityError, ErrorCode } from '../errors.ts';
-import type { Decision, GuestError } from '../gate/types.ts';
+import { guestError, type Decision, type GuestError } from '../host-call.ts';
 
 /** Longest message a guest reads; longer ones are cut (they only ever carry guest-supplied text). */
 const MAX_MESSAGE = 1024;
@@ -13,7 +13,7 @@ const MAX_MESSAGE = 1024;
 /**
  * Map anything an effect (or the gate) threw to the WIT `error` variant.
  *
- * Codes map to their own case (`E_NOT_FOUND` -> `not-found`, `E_INVALID_ARGUMENT`
+ * Codes map to their own case, by the one table in host-call.ts (`E_NOT_FOUND` -> `not-found`, `E_INVALID_ARGUMENT`
  * -> `invalid`, `E_TOO_LARGE` -> `too-large`, `E_IO` -> `io`, `E_TIMEOUT` ->
  * `timeout`, `E_RATE_LIMITED` -> `rate-limited`, `E_BUDGET_EXCEEDED` ->
  * `budget-exhausted`); every other AuthorityError is a `denied` carrying its
@@ -34,27 +34,8 @@ export function toGuestError(err: unknown, redact?: (text: string) => string): G
   }
   let message = err.message.length > MAX_MESSAGE ? `${err.message.slice(0, MAX_MESSAGE)}...` : err.message;
   if (redact !== undefined) message = redact(message);
-  switch (err.code) {
-    case ErrorCode.NOT_FOUND:
-      return { tag: 'not-found', val: message };
-    case ErrorCode.INVALID_ARGUMENT:
-      return { tag: 'invalid', val: message };
-    case ErrorCode.TOO_LARGE:
-      return { tag: 'too-large', val: message };
-    case ErrorCode.IO:
-      return { tag: 'io', val: message };
-    case ErrorCode.TIMEOUT:
-      return { tag: 'timeout', val: message };
-    case ErrorCode.BUDGET_EXCEEDED:
-      return { tag: 'budget-exhausted', val: message };
-    case ErrorCode.RATE_LIMITED: {
-      const after = err.data?.['retryAfterMs'];
-      const ms = typeof after === 'number' && Number.isFinite(after) && after > 0 ? Math.ceil(after) : 0;
-      return { tag: 'rate-limited', val: BigInt(ms) };
-    }
-    default:
-      return { tag: 'denied', val: { code: err.code, message } };
-  }
+  const after = err.data?.['retryAfterMs'];
+  return guestError(err.code, message, typeof after === 'number' ? after : undefined);
 }
 
 /** Throw the AuthorityError a deny decision stands for; `fallback` when the decision names no code. */

@@ -7,7 +7,7 @@
  * @module
  */
 import { isIP } from 'node:net';
-import type { Decision } from '../gate/types.ts';
+import type { Decision } from '../host-call.ts';
 
 /** Where the request is going, for `checkAddress` callbacks that care about more than the address. */
 export interface AddressTarget {

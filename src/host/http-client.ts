@@ -13,7 +13,7 @@ import zlib from 'node:zlib';
 import { promisify } from 'node:util';
 import { Agent, buildConnector } from 'undici';
 import { AuthorityError, ErrorCode } from '../errors.ts';
-import type { Decision, Header } from '../gate/types.ts';
+import type { Decision, Header } from '../host-call.ts';
 import { askGate, denialError } from './guest-error.ts';
 import { DEFAULT_HTTP_LIMITS, resolveLimits, type HttpLimits } from './limits.ts';
 import { parseGuestUrl, type GuestUrl } from './http-url.ts';
@@ -93,9 +93,20 @@ const leak = (message: string): AuthorityError => new AuthorityError(ErrorCode.S
  *
  * @example
  * ```ts
+ * import { loadPolicy } from '../policy/index.ts';
+ * import { HttpClient, SecretStore } from './index.ts';
+ * const { policy } = loadPolicy({ version: '1.0', net: { connect: ['https://api.example.com'] }, secrets: { API_KEY: { hosts: ['api.example.com'] } } });
+ * const secrets = new SecretStore({ API_KEY: 'a-key-of-at-least-8-bytes' });
+ * const url = 'https://api.example.com/v1';
  * const http = new HttpClient();
- * const res = await http.fetch({ method: 'GET', url: 'https://api.example.com/v1', headers: [['authorization', 'Bearer {{secret:API_KEY}}']] },
- *   { checkAddress: (a, f) => policy.checkAddress(a, f), mayUse: (n, u) => policy.mayUse(n, u), secrets });
+ * const res = await http.fetch(
+ *   { method: 'GET', url, headers: [['authorization', 'Bearer {{secret:API_KEY}}']] },
+ *   {
+ *     checkAddress: (address) => policy.decideAddress(url, address),
+ *     mayUse: (name, hopUrl) => policy.decide({ op: 'secrets.use', name, url: hopUrl }),
+ *     secrets,
+ *   },
+ * );
  * ```
  */
 export class HttpClient {

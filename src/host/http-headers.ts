@@ -4,7 +4,7 @@
  * @module
  */
 import { AuthorityError, ErrorCode } from '../errors.ts';
-import type { Header } from '../gate/types.ts';
+import { SECRET_PLACEHOLDER, SECRET_PLACEHOLDER_LIKE, type Header } from '../host-call.ts';
 import type { HttpLimits } from './limits.ts';
 import { SECRET_NAME } from './secret-store.ts';
 
@@ -53,10 +53,9 @@ const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 // Field values: visible ASCII, space, tab and obs-text (latin-1). No CR, LF, NUL or other controls.
 const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 
-/** A well-formed placeholder. */
-export const PLACEHOLDER = /\{\{secret:([^{}]*)\}\}/g;
-/** Anything that looks like the start of one, however spelled: seen where no placeholder may be, it is refused. */
-export const PLACEHOLDER_LIKE = /\{\{\s*secret\s*:/i;
+/** A placeholder, and anything that looks like the start of one (one spelling, in host-call.ts). */
+export const PLACEHOLDER = SECRET_PLACEHOLDER;
+export const PLACEHOLDER_LIKE = SECRET_PLACEHOLDER_LIKE;
 
 const invalid = (message: string, at: string): AuthorityError => new AuthorityError(ErrorCode.INVALID_ARGUMENT, message, { data: { at } });
 

@@ -5,7 +5,7 @@
  * @module
  */
 import { AuthorityError, ErrorCode } from '../errors.ts';
-import type { Header } from '../gate/types.ts';
+import type { Header } from '../host-call.ts';
 import { parseGuestUrl } from './http-url.ts';
 import { PLACEHOLDER_LIKE } from './http-headers.ts';
 

@@ -28,3 +28,6 @@ export { SECRET_NAME, SecretStore, readSecretsFile, writeSecretsFile } from './s
 export type { SecretSource, SecretStoreOptions } from './secret-store.ts';
 export { MIN_SECRET_BYTES, SecretScanner, percentDecodeLenient } from './secret-scan.ts';
 export type { Redaction } from './secret-scan.ts';
+
+export { canonicalisePath, resolvePath, resolvePathSync, MAX_SYMLINK_HOPS } from './fs-resolve.ts';
+export type { ResolveOptions } from './fs-resolve.ts';

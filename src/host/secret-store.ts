@@ -11,10 +11,11 @@ import { dirname, basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { inspect } from 'node:util';
 import { AuthorityError, ErrorCode } from '../errors.ts';
+import { SECRET_NAME } from '../host-call.ts';
 import { MIN_SECRET_BYTES, SecretScanner, type Redaction } from './secret-scan.ts';
 
-/** Secret names: what `{{secret:NAME}}` and `secrets.get(NAME)` accept. */
-export const SECRET_NAME = /^[A-Za-z_][A-Za-z0-9_.-]{0,127}$/;
+/** Secret names: what `{{secret:NAME}}` and `secrets.get(NAME)` accept (one spelling, in host-call.ts). */
+export { SECRET_NAME };
 /** Largest value, in UTF-8 bytes. */
 export const MAX_SECRET_BYTES = 16 * 1024;
 const MAX_FILE_BYTES = 1024 * 1024;

@@ -5,7 +5,7 @@
  * @module
  */
 import { ErrorCode } from '../errors.ts';
-import { allow, deny, type Decision } from '../gate/types.ts';
+import { allow, deny, type Decision } from '../host-call.ts';
 import type { RateSpec } from './rate.ts';
 import type { CounterRequest, LimitStore, RateRequest } from './store.ts';
 
@@ -62,7 +62,7 @@ export interface LimitContext {
 /** A call as limits see it: only what they count. */
 export type MeteredCall =
   | { readonly op: 'tool.invoke' }
-  | { readonly op: 'fs.read' | 'fs.list' | 'fs.stat' | 'fs.remove' }
+  | { readonly op: 'fs.read' | 'fs.list' | 'fs.stat' | 'fs.remove' | 'fs.mkdir' }
   | { readonly op: 'fs.write'; readonly bytes: number }
   | { readonly op: 'http.fetch'; readonly host: string; readonly requestBytes: number }
   | { readonly op: 'secrets.get' };

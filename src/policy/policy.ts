@@ -5,7 +5,7 @@
  * @module
  */
 import { AuthorityError, ErrorCode } from '../errors.ts';
-import type { Decision, HostCall, HostOp } from '../gate/types.ts';
+import { HOST_OPS, type Decision, type FsHostOp, type HostCall, type HostOp } from '../host-call.ts';
 import type { BudgetLimits, LimiterConfig, RateLimits } from '../limits/limiter.ts';
 import type { CompiledNameGlob } from './glob.ts';
 import { PathView, nameGlobMatches } from './glob.ts';
@@ -16,9 +16,9 @@ import { canonicalisePath, resolvePath } from './paths.ts';
 import { TOOL_NAME, SECRET_NAME } from './schema.ts';
 import { canonicaliseUrl, type CanonicalUrl } from './url.ts';
 
-/** The fs operations: read, list and stat need `fs.read`; write and remove need `fs.write`. */
-export const FS_OPS = ['fs.read', 'fs.write', 'fs.list', 'fs.stat', 'fs.remove'] as const;
-export type FsOp = (typeof FS_OPS)[number];
+/** The fs operations: read, list and stat need `fs.read`; every other one (write, remove, mkdir) needs `fs.write`. */
+export const FS_OPS: readonly FsHostOp[] = HOST_OPS.filter((op): op is FsHostOp => op.startsWith('fs.'));
+export type FsOp = FsHostOp;
 
 /** Every request the policy decides. */
 export type PolicyRequest =
@@ -232,6 +232,7 @@ export class Policy {
         case 'fs.list':
         case 'fs.stat':
         case 'fs.remove':
+        case 'fs.mkdir':
           return this.#decideFs(request.op, canonicalisePath(request.path));
         case 'http.fetch':
           return this.#decideHttp(canonicaliseUrl(request.url), request.method ?? 'GET');

@@ -5,7 +5,7 @@
  * @module
  */
 import { z } from 'zod';
-import { HOST_OPS, type HostOp } from '../gate/types.ts';
+import { HOST_OPS, SECRET_NAME, TOOL_NAME, type HostOp } from '../host-call.ts';
 import { parseRate, type RateSpec } from '../limits/rate.ts';
 import { compileNameGlob, compilePathGlob, type CompiledNameGlob, type CompiledPathGlob } from './glob.ts';
 import { parseHostPattern, parseNetRule, parseSecretHost, type NetRule, type SecretHost } from './net-rules.ts';
@@ -16,10 +16,8 @@ export const POLICY_VERSION = '1.0';
 /** Rules per list; more is a generated policy gone wrong. */
 export const MAX_RULES = 1000;
 
-/** A tool name as the WIT `description.name` allows it. */
-export const TOOL_NAME = /^[A-Za-z0-9_-]{1,64}$/;
-/** A secret name as a `{{secret:NAME}}` placeholder can write it. */
-export const SECRET_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
+// Tool and secret names are spelled once, in host-call.ts; the policy names what the store can hold.
+export { TOOL_NAME, SECRET_NAME };
 /** A policy name: the namespace of its limits and budgets. */
 export const POLICY_NAME = /^[A-Za-z0-9._-]{1,64}$/;
 
@@ -216,7 +214,7 @@ export const PolicySchema = z.strictObject({
     .optional(),
   secrets: z
     .record(
-      z.string().regex(SECRET_NAME, { error: 'a secret name is [A-Za-z_][A-Za-z0-9_]{0,127}' }),
+      z.string().regex(SECRET_NAME, { error: 'a secret name is [A-Za-z_][A-Za-z0-9_.-]{0,127}' }),
       z.strictObject({
         hosts: list(secretHost, 'hosts').optional(),
         reveal: leaf((v) => (typeof v === 'boolean' ? v : problem(`expected true or false, got ${typeName(v)}`))).optional(),

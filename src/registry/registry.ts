@@ -6,13 +6,15 @@
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { AuthorityError, ErrorCode } from '../errors.ts';
+import { TOOL_NAME } from '../host-call.ts';
 import { componentImports, componentImportTypes, formatType, type ComponentImport, type ComponentType, type InstanceExport } from './binary.ts';
 import { compileComponent, sha256Hex, type CompiledTool } from './compile.ts';
 import { interfaceOf, sandboxTypes, type SandboxTypes } from './wit-types.ts';
 
 /** Interfaces a tool may import: exactly these, at 0.1.x. */
 const ALLOWED_INSTANCE = /^authority:sandbox\/(types|http|fs|secrets)@0\.1\.\d+$/;
-export const TOOL_NAME_RE = /^[A-Za-z0-9_-]{1,64}$/;
+/** The tool-name pattern (one spelling, in host-call.ts). */
+export const TOOL_NAME_RE = TOOL_NAME;
 const MAX_DESCRIPTION = 4096;
 const MAX_SCHEMA = 64 * 1024;
 

@@ -3,5 +3,6 @@
  * per run, and the synchronous bridge from guest imports to the gate.
  * @module
  */
-export { WorkerPool, type PoolOptions, type RunOutcome, type RunRequest, type RunStats } from './pool.ts';
+export { WorkerPool, validatePoolOptions, type PoolOptions, type RunOutcome, type RunRequest, type RunStats } from './pool.ts';
 export type { HostCallTimes, RunEnd, ToolDescription } from './protocol.ts';
+export { Slots } from './slots.ts';

@@ -6,7 +6,8 @@
 import { availableParallelism } from 'node:os';
 import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
 import { AuthorityError, ErrorCode } from '../errors.ts';
-import type { HostCall, HostReply } from '../gate/types.ts';
+import type { HostCall, HostReply } from '../host-call.ts';
+import { optionalInt, optionsObject } from '../config-check.ts';
 import type { CompiledTool } from '../registry/compile.ts';
 import {
   BRIDGE_BYTES,
@@ -56,6 +57,20 @@ export interface PoolOptions {
    * a run on that worker replaces it with the run's own deadline. Default 10000.
    */
   prepareTimeoutMs?: number;
+}
+
+/**
+ * Check pool options where they enter: each is a whole number in range, or
+ * an E_CONFIG error naming it (`at` prefixes the name, e.g. `pool.`).
+ */
+export function validatePoolOptions(opts: unknown, at = ''): void {
+  const o = optionsObject(opts, at === '' ? 'pool options' : at.slice(0, -1));
+  optionalInt(o, 'size', at, 1, 1024);
+  optionalInt(o, 'maxQueue', at, 0);
+  optionalInt(o, 'heapLimitMb', at, 16, 65_536);
+  optionalInt(o, 'workerSpinUs', at, 0, 1_000_000);
+  optionalInt(o, 'mainSpinUs', at, 0, 1_000_000);
+  optionalInt(o, 'prepareTimeoutMs', at, 1);
 }
 
 export interface RunRequest {
@@ -247,6 +262,7 @@ export class WorkerPool {
   readonly #cores = availableParallelism();
 
   constructor(opts: PoolOptions = {}) {
+    validatePoolOptions(opts);
     this.#opts = {
       size: Math.max(1, opts.size ?? availableParallelism()),
       maxQueue: opts.maxQueue ?? 256,

@@ -15,7 +15,7 @@
  * whether a worker holds a ready instance of a tool, when its current run
  * started (for the deadline) and whether it is still instantiating ahead.
  */
-import type { HostCall, HostReply } from '../gate/types.ts';
+import type { HostCall, HostReply } from '../host-call.ts';
 
 /** Int32 slots of the bridge's SharedArrayBuffer. */
 export const REQ_SEQ = 0;

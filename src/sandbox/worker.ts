@@ -8,7 +8,7 @@
  * guest's instance.
  */
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
-import type { GuestError, HostCall, HostReply } from '../gate/types.ts';
+import { GUEST_ERROR_MESSAGE_CASES, type GuestError, type HostCall, type HostReply } from '../host-call.ts';
 import { ABI_GUARD_KEY, createAbiGuard, OutputTooLarge } from './abi-guard.ts';
 import {
   CLOSED,
@@ -147,14 +147,13 @@ const isString = (v: unknown): v is string => typeof v === 'string';
 const isHeaders = (v: unknown): boolean =>
   Array.isArray(v) && v.every((h) => Array.isArray(h) && h.length === 2 && isString(h[0]) && isString(h[1]));
 const FILE_KINDS = new Set(['file', 'directory', 'symlink', 'other']);
-const ERROR_STRING_TAGS = new Set(['not-found', 'invalid', 'too-large', 'budget-exhausted', 'io', 'timeout']);
 
 function validError(e: unknown): e is GuestError {
   if (typeof e !== 'object' || e === null) return false;
   const { tag, val } = e as { tag: unknown; val: unknown };
   if (tag === 'denied') return typeof val === 'object' && val !== null && isString((val as { code: unknown }).code) && isString((val as { message: unknown }).message);
   if (tag === 'rate-limited') return typeof val === 'bigint' && val >= 0n;
-  return typeof tag === 'string' && ERROR_STRING_TAGS.has(tag) && isString(val);
+  return typeof tag === 'string' && GUEST_ERROR_MESSAGE_CASES.has(tag) && isString(val);
 }
 
 /** The shape jco lowers for each import's ok value; anything else would corrupt the instance. */
@@ -162,6 +161,7 @@ const okShape: Record<HostCall['op'], (v: unknown) => boolean> = {
   'fs.read': isBytes,
   'fs.write': (v) => v === undefined,
   'fs.remove': (v) => v === undefined,
+  'fs.mkdir': (v) => v === undefined,
   'fs.list': (v) =>
     Array.isArray(v) && v.every((e) => typeof e === 'object' && e !== null && isString(e.name) && FILE_KINDS.has(e.kind)),
   'fs.stat': (v) =>
@@ -245,6 +245,7 @@ const imports = {
     listDir: (path: string) => guarded(() => ({ op: 'fs.list', path })),
     stat: (path: string) => guarded(() => ({ op: 'fs.stat', path })),
     remove: (path: string) => guarded(() => ({ op: 'fs.remove', path })),
+    makeDir: (path: string) => guarded(() => ({ op: 'fs.mkdir', path })),
   },
   'authority:sandbox/http': {
     fetch: (req: GuestRequest) =>
