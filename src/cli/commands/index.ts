@@ -3,6 +3,7 @@ import { auditCommand } from './audit.ts';
 import { buildCommand } from './build.ts';
 import { haltCommand } from './halt.ts';
 import { capCommand } from './cap.ts';
+import { consoleCommand } from './console.ts';
 import { fuzzCommand } from './fuzz.ts';
 import { keysCommand } from './keys.ts';
 import { mcpCommand } from './mcp.ts';
@@ -19,6 +20,7 @@ export const commands: readonly Command[] = [
   capCommand,
   policyCommand,
   auditCommand,
+  consoleCommand,
   haltCommand,
   mcpCommand,
   fuzzCommand,
