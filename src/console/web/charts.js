@@ -12,9 +12,9 @@ const colour = (call) => (call.decision === 'deny' ? '#c53030' : call.code === '
 
 /** A run's host calls on a time axis: one row per call, a bar from its start for its duration. */
 export function timelineChart(calls, runDurationMs) {
-  const rowH = 14;
-  const left = 92;
-  const width = 640;
+  const rowH = 16;
+  const left = 80;
+  const width = 560;
   const rows = Math.min(calls.length, 60);
   const height = rows * rowH + 28;
   const span = Math.max(1, runDurationMs ?? 0, ...calls.map((c) => c.offsetMs + (c.durationMs ?? 0)));
