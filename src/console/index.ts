@@ -4,7 +4,7 @@
  * and undo). See docs/console.md.
  * @module
  */
-export { startConsole } from './server.ts';
-export type { ConsoleOptions, ConsoleServer, ConsoleUndo } from './server.ts';
+export { runJson, runTimeline, startConsole } from './server.ts';
+export type { CallView, ConsoleOptions, ConsoleServer, ConsoleUndo } from './server.ts';
 export { LogIndex } from './log-index.ts';
 export type { IndexFilter, RunEntry, ToolSummary } from './log-index.ts';

@@ -119,7 +119,7 @@ function filterOf(q: URLSearchParams): IndexFilter {
   return { tool: s('tool'), code: s('code'), runId: s('run'), fromMs: timeParam(q, 'from'), toMs: timeParam(q, 'to') };
 }
 
-function runJson(run: RunEntry): Record<string, unknown> {
+export function runJson(run: RunEntry): Record<string, unknown> {
   return {
     id: run.id,
     tool: run.tool,
@@ -136,7 +136,7 @@ function runJson(run: RunEntry): Record<string, unknown> {
 }
 
 /** One host call of a run: its intent (or denial) and its outcome, paired. */
-interface CallView {
+export interface CallView {
   op: string | null;
   target: string | null;
   decision: string | null;
@@ -159,7 +159,8 @@ function parseLine(line: string): Record<string, unknown> | null {
   }
 }
 
-async function timeline(index: LogIndex, run: RunEntry, page: number, limit: number): Promise<{ calls: CallView[]; totalCalls: number; page: number; pages: number; records: number[] }> {
+/** A run's host calls, paired from the index's columns; only the page's lines are read. */
+export async function runTimeline(index: LogIndex, run: RunEntry, page: number, limit: number): Promise<{ calls: CallView[]; totalCalls: number; page: number; pages: number; records: number[] }> {
   // Pair from the columns alone; read only the page's lines.
   const groups: number[][] = [];
   let open: number[] | null = null;
@@ -286,7 +287,7 @@ export async function startConsole(options: ConsoleOptions): Promise<ConsoleServ
     if (req.method === 'GET' && parts[1] === 'runs' && parts.length === 3) {
       const run = index.run(parts[2] as string);
       if (run === undefined) throw new HttpError(404, ErrorCode.NOT_FOUND, `no run "${parts[2]}" in the log`);
-      const t = await timeline(index, run, intParam(q, 'page', 0) ?? 0, intParam(q, 'limit', 200, MAX_PAGE) ?? 200);
+      const t = await runTimeline(index, run, intParam(q, 'page', 0) ?? 0, intParam(q, 'limit', 200, MAX_PAGE) ?? 200);
       const others = await index.read(t.records.slice(0, 50));
       return { run: runJson(run), ...t, records: others.map((l) => ({ seq: l.seq, record: parseLine(l.line) })) };
     }

@@ -19,7 +19,7 @@ import type { Logger } from 'pino';
 import { hashRequest, sha256Hex, type AuditDetail, type AuditEntry, type AuditReceipt } from '../audit/index.ts';
 import { checkCapability, requestForHostCall, type CapabilityDecision, type GrantSet, type KeyedRate, type RevocationChecker } from '../capability/index.ts';
 import { AuthorityError, ErrorCode } from '../errors.ts';
-import { MAX_REDIRECTS, nextHop, percentDecodeLenient, toGuestError, type HostFs, type HttpClient, type HttpRequest, type SecretStore } from '../host/index.ts';
+import { MAX_REDIRECTS, nextHop, percentDecodeLenient, toGuestError, type FsScope, type HostFs, type HttpClient, type HttpRequest, type SecretStore } from '../host/index.ts';
 import type { Limiter, MeteredCall, Reservation } from '../limits/index.ts';
 import { canonicaliseUrl, type Policy, type PolicyDecision } from '../policy/index.ts';
 import { decode, placeholdersIn, type CanonicalCall } from './decode.ts';
@@ -48,6 +48,12 @@ export interface GateDeps {
    * else a promise of the decision, which the function has audited itself.
    */
   approve?: ((ctx: RunContext, call: CanonicalCall) => Promise<Decision> | undefined) | undefined;
+  /**
+   * Keeps what a path holds before fs.write or fs.remove changes it, so the
+   * run can be undone; returns the facts for the outcome record. Absent: no
+   * pre-images (nothing is reversible).
+   */
+  preImage?: ((target: string, scope: FsScope) => Promise<AuditDetail>) | undefined;
 }
 
 /** What the gate knows about the run a call belongs to. */
@@ -384,11 +390,14 @@ export class Gate {
           reply = { tag: 'ok', val: bytes };
           break;
         }
-        case 'fs.write':
+        case 'fs.write': {
+          const pre = await this.#d.preImage?.(target, scope!);
           await this.#d.fs.writeFile(target, call.data, scope!);
           used = { writeBytes: call.data.length };
+          if (pre !== undefined) Object.assign(detail, pre, { postImage: `sha256:${sha256Hex(call.data)}` });
           reply = { tag: 'ok', val: undefined };
           break;
+        }
         case 'fs.list': {
           const entries = await this.#d.fs.listDir(target, scope!);
           responseHash = hashRequest(entries);
@@ -402,10 +411,13 @@ export class Gate {
           reply = { tag: 'ok', val: st };
           break;
         }
-        case 'fs.remove':
+        case 'fs.remove': {
+          const pre = await this.#d.preImage?.(target, scope!);
           await this.#d.fs.remove(target, scope!);
+          if (pre !== undefined) Object.assign(detail, pre, { postImage: 'absent' });
           reply = { tag: 'ok', val: undefined };
           break;
+        }
         case 'secrets.get': {
           // The value's own hash would let anyone guess a short secret: record only its length.
           const value = this.#d.secrets.get(call.name);

@@ -9,6 +9,7 @@ import { keysCommand } from './keys.ts';
 import { mcpCommand } from './mcp.ts';
 import { policyCommand } from './policy.ts';
 import { runCommand } from './run.ts';
+import { runsCommand } from './runs.ts';
 import { toolsCommand } from './tools.ts';
 
 /** Every `authority` command, in the order `authority --help` lists them. */
@@ -21,6 +22,7 @@ export const commands: readonly Command[] = [
   policyCommand,
   auditCommand,
   consoleCommand,
+  runsCommand,
   haltCommand,
   mcpCommand,
   fuzzCommand,
