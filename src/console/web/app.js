@@ -104,6 +104,13 @@ async function showRun(id, page = 0) {
   $('#calls-pager').replaceChildren(
     ...(data.pages > 1 ? Array.from({ length: data.pages }, (_, p) => h('button', { type: 'button', disabled: p === page, onclick: () => showRun(id, p) }, p + 1)) : []),
   );
+  const undoRecords = data.records.filter((x) => x.record?.kind?.startsWith('undo.'));
+  $('#undo-history').hidden = undoRecords.length === 0;
+  $('#undo-records').replaceChildren(
+    ...undoRecords.map(({ seq, record: u }) =>
+      h('li', {}, h('a', { class: 'rec', href: `/api/proof/${seq}`, download: `record-${seq}.proof.json` }, `#${seq}`), `${u.kind} `, codeSpan(u.code), u.detail?.path ? ` ${u.detail.path}` : '', u.reason ? h('span', { class: 'muted' }, ` — ${u.reason}`) : ''),
+    ),
+  );
   const undoable = r.reversible > 0 && (await status).undo;
   $('#undo-box').hidden = !undoable;
   $('#undo-view').replaceChildren();
