@@ -164,6 +164,24 @@ test('the live tail shows a new run as it happens, and the runs list picks it up
   await shot('05-live');
 });
 
+test('a path a tool chose is shown as text: markup in it never runs in the page', async () => {
+  const evil = path.join(ws.path, 'out', '<img src=x onerror="document.title=\'pwned\'">.txt');
+  await rt.invoke('fs-probe', { ops: [{ op: 'write', path: evil, data: 'x' }] }, { grants, runId: 'run-markup' });
+  let dialogs = 0;
+  page.on('dialog', (d) => {
+    dialogs++;
+    void d.dismiss();
+  });
+  await page.goto(server.url);
+  await page.waitForSelector('body[data-ready="1"]');
+  await page.locator('#runs tbody tr[data-run="run-markup"]').click();
+  await until(async () => (await page.locator('#run-id').textContent()) === 'run-markup', 'the run shown');
+  assert.equal(await page.locator('#calls tbody td.target').first().textContent(), evil);
+  assert.equal(await page.locator('#calls img, #tail img').count(), 0);
+  assert.equal(await page.title(), 'Authority console');
+  assert.equal(dialogs, 0);
+});
+
 /** Every file of the project folder, name to bytes. */
 function projectFiles(): Record<string, string> {
   const dir = path.join(ws.path, 'project');
