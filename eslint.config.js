@@ -24,11 +24,17 @@ export default tseslint.config(
   {
     // Only src/host/ touches the network for a guest; everything else reaches it through the gate.
     files: ['src/**/*.ts'],
-    ignores: ['src/host/**', 'src/cli/**', 'src/demo/**'],
+    // The console serves the operator on loopback; it never acts for a guest.
+    ignores: ['src/host/**', 'src/cli/**', 'src/demo/**', 'src/console/**'],
     rules: {
       'no-restricted-imports': ['error', { paths: networkModules.map((name) => ({ name, message: 'Network access belongs in src/host/, behind the gate.' })) }],
       'no-restricted-globals': ['error', { name: 'fetch', message: 'Network access belongs in src/host/, behind the gate.' }],
       'no-console': 'error',
     },
+  },
+  {
+    // The console's page runs in the browser.
+    files: ['src/console/web/**/*.js'],
+    languageOptions: { globals: { ...globals.browser } },
   },
 );

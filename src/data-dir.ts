@@ -36,6 +36,8 @@ export function dataPaths(dataDir: string) {
     auditSigningKey: resolve(dataDir, 'audit-signing-key.pem'),
     cacheDir: resolve(dataDir, 'cache'),
     toolsDir: resolve(dataDir, 'tools'),
+    /** Pre-images of the files runs changed, kept so a run can be undone. */
+    undoDir: resolve(dataDir, 'undo'),
     /** While this file exists, every runtime on this data folder is halted (`authority halt`). */
     haltFile: resolve(dataDir, 'HALT'),
   } as const;

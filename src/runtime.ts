@@ -47,6 +47,7 @@ import { Slots, WorkerPool, type RunOutcome } from './sandbox/index.ts';
 export { DEFAULT_POLICY_NAME };
 export type { ApprovalDecision, ApprovalRequest, Approver } from './gate/index.ts';
 export type { InvokeOptions, InvokeResult, InvokeStats, RuntimeOptions } from './runtime-options.ts';
+import { capturePreImage, planUndo, PreImageStore, undoRun, type UndoDeps, type UndoOptions, type UndoPlan, type UndoResult } from './undo/index.ts';
 
 /** How often a runtime looks for the data folder's HALT file. */
 const HALT_POLL_MS = 250;
@@ -91,6 +92,9 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
   readonly #registry: Registry;
   readonly #gate: Gate;
   readonly #http: HttpClient;
+  readonly #hostFs = new HostFs();
+  /** Pre-images of the files runs change (`<data>/undo`), so a run can be undone. */
+  readonly #preImages: PreImageStore;
   readonly #validators = new Map<string, ValidateFunction>();
   readonly #ajv = new Ajv2020({ strict: false, allErrors: false, validateFormats: false });
   readonly #slots = new Map<string, Slots>();
@@ -118,17 +122,19 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     this.#limiter = new Limiter(parts.policy.limiterConfig(), parts.store);
     this.#pool = new WorkerPool(parts.opts.pool);
     this.#http = new HttpClient(parts.opts.http);
+    this.#preImages = new PreImageStore(dataPaths(parts.dataDir).undoDir);
     this.#gate = new Gate({
       revocations: parts.revocations,
       policy: () => this.#policy,
       limiter: () => this.#limiter,
       audit: parts.audit,
-      fs: new HostFs(),
+      fs: this.#hostFs,
       http: this.#http,
       secrets: parts.secrets,
       logger: parts.logger,
       onAuditFailure: (err) => this.#onAuditFailure(err),
       stopping: this.#stopping.signal,
+      preImage: (target, scope) => capturePreImage(this.#preImages, this.#hostFs, target, scope),
     });
     this.#registry = new Registry({
       cacheDir: parts.opts.cacheDir ?? dataPaths(parts.dataDir).cacheDir,
@@ -166,6 +172,48 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     const said = haltReason(file);
     void this.halt(`halt file ${file}${said ? `: ${said}` : ''}`);
     return true;
+  }
+
+  /**
+   * What undoing a run would do now, newest change first: each change is
+   * ready, done, a conflict (the file changed since the run) or blocked (why
+   * says). Reads files; changes nothing.
+   *
+   * @example
+   * ```ts
+   * const plan = await runtime.undoPlan('run-42');
+   * plan.steps.filter((s) => s.state === 'conflict');
+   * ```
+   */
+  undoPlan(runId: string): Promise<UndoPlan> {
+    return planUndo(this.#undoDeps(), runId);
+  }
+
+  /**
+   * Undo a run's file changes: newest first, each only while the file still
+   * holds what the run left (else a conflict, left alone unless `force`).
+   * The policy must name the run's tool in `undo.tools`, and every restore is
+   * decided and confined like a write. Audited as `undo.*` records; run it
+   * again to resume an undo that was cut short.
+   *
+   * @example
+   * ```ts
+   * const r = await runtime.undoRun('run-42');
+   * console.log(r.restored, r.conflicts);
+   * ```
+   */
+  undoRun(runId: string, options: UndoOptions = {}): Promise<UndoResult> {
+    return undoRun(this.#undoDeps(), runId, options);
+  }
+
+  #undoDeps(): UndoDeps {
+    return {
+      location: { dir: this.dataDir, auditDir: this.#opts.audit?.dir, checkpointDir: this.#opts.audit?.checkpointDir },
+      audit: { append: (e) => this.#record(e) },
+      policy: () => this.#policy,
+      fs: this.#hostFs,
+      store: this.#preImages,
+    };
   }
 
   /** The policy in force. */

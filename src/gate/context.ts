@@ -4,11 +4,11 @@
  * @module
  */
 import type { Logger } from 'pino';
-import type { AuditEntry, AuditReceipt } from '../audit/index.ts';
+import type { AuditDetail, AuditEntry, AuditReceipt } from '../audit/index.ts';
 import type { GrantSet, RevocationChecker } from '../capability/index.ts';
 import type { AuthorityError, ErrorCode } from '../errors.ts';
 import type { HostOp } from '../host-call.ts';
-import type { HostFs, HttpClient, SecretStore } from '../host/index.ts';
+import type { FsScope, HostFs, HttpClient, SecretStore } from '../host/index.ts';
 import type { Limiter } from '../limits/index.ts';
 import type { Policy } from '../policy/index.ts';
 
@@ -32,6 +32,12 @@ export interface GateDeps {
   onAuditFailure?: (error: AuthorityError) => void;
   /** Aborted when the runtime halts or closes: approvals still waited for at admission stop. */
   stopping?: AbortSignal | undefined;
+  /**
+   * Keeps what a path holds before fs.write or fs.remove changes it, so the
+   * run can be undone; returns the facts for the outcome record. Absent: no
+   * pre-images (nothing is reversible).
+   */
+  preImage?: ((target: string, scope: FsScope) => Promise<AuditDetail>) | undefined;
 }
 
 /** What the gate knows about the run a call belongs to. */

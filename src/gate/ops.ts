@@ -234,8 +234,11 @@ export const OPS = {
     }),
     approval: (call) => ({ target: call.real, bytes: call.data.length }),
     async effect(call, env) {
-      await env.deps.fs.writeFile(target(call, env), call.data, scopeOf(env));
-      return { val: undefined, used: { writeBytes: call.data.length } };
+      const scope = scopeOf(env);
+      const pre = await env.deps.preImage?.(target(call, env), scope);
+      await env.deps.fs.writeFile(target(call, env), call.data, scope);
+      const detail = pre === undefined ? undefined : { ...pre, postImage: `sha256:${sha256Hex(call.data)}` };
+      return { val: undefined, used: { writeBytes: call.data.length }, detail };
     },
     idle: () => NOTHING,
   } satisfies OpSpec<Extract<CanonicalCall, { op: 'fs.write' }>>,
@@ -248,8 +251,10 @@ export const OPS = {
     return { val: st, responseHash: hashRequest({ kind: st.kind, size: String(st.size), modifiedMs: String(st.modifiedMs) }) };
   }),
   'fs.remove': fsRow('fs.remove', 'remove', false, async (call, env) => {
-    await env.deps.fs.remove(target(call, env), scopeOf(env));
-    return { val: undefined };
+    const scope = scopeOf(env);
+    const pre = await env.deps.preImage?.(target(call, env), scope);
+    await env.deps.fs.remove(target(call, env), scope);
+    return { val: undefined, detail: pre === undefined ? undefined : { ...pre, postImage: 'absent' } };
   }),
   'fs.mkdir': fsRow('fs.mkdir', 'write', false, async (call, env) => {
     await env.deps.fs.mkdir(target(call, env), scopeOf(env));

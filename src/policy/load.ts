@@ -112,6 +112,7 @@ const KNOWN_KEYS: Readonly<Record<string, readonly string[]>> = {
   'limits.*': ['rate', 'burst'],
   budgets: Object.keys(PolicySchema.shape.budgets.unwrap().shape),
   approvals: Object.keys(PolicySchema.shape.approvals.unwrap().shape),
+  undo: Object.keys(PolicySchema.shape.undo.unwrap().shape),
   'budgets.shared': Object.keys(PolicySchema.shape.budgets.unwrap().shape.shared.unwrap().shape),
 };
 
@@ -230,6 +231,7 @@ function build(document: unknown, source: string | undefined, located: Located |
   const toolsAllow = globs(['tools', 'allow'], doc.tools?.allow);
   const toolsDeny = globs(['tools', 'deny'], doc.tools?.deny);
   const approvalTools = globs(['approvals', 'tools'], doc.approvals?.tools);
+  const undoTools = globs(['undo', 'tools'], doc.undo?.tools);
   const readSet = new PathRuleSet(fsRead, true);
   const writeSet = new PathRuleSet(fsWrite, false);
   const denySet = new PathRuleSet(fsDeny, true);
@@ -298,6 +300,7 @@ function build(document: unknown, source: string | undefined, located: Located |
       ops: Object.freeze([...(doc.approvals?.ops ?? [])]),
       timeoutMs: doc.approvals?.timeout_ms ?? DEFAULT_APPROVAL_TIMEOUT_MS,
     }),
+    undoTools: Object.freeze(undoTools),
     warnings: frozenWarnings,
   });
   return Object.freeze({ policy, warnings: frozenWarnings });

@@ -113,6 +113,8 @@ export interface CompiledPolicy {
   readonly runBudgets: BudgetLimits & { readonly wall_time_ms?: number | undefined };
   readonly sharedBudgets: BudgetLimits;
   readonly approvals: PolicyApprovals;
+  /** Tools whose runs' file changes may be undone (`undo.tools`). */
+  readonly undoTools: readonly CompiledNameGlob[];
   readonly warnings: readonly PolicyIssue[];
 }
 
@@ -459,6 +461,23 @@ export class Policy {
     if (this.#toolCache.size >= TOOL_CACHE_MAX) this.#toolCache.clear();
     this.#toolCache.set(name, d);
     return d;
+  }
+
+  /**
+   * Whether a run of `tool` may be undone: only when an `undo.tools` glob
+   * names it (none by default). Each restore is then decided like any write.
+   *
+   * @example
+   * ```ts
+   * const { policy } = loadPolicy({ version: '1.0', undo: { tools: ['write-*'] } });
+   * policy.decideUndo('write-file').allow; // true
+   * ```
+   */
+  decideUndo(tool: string): PolicyDecision {
+    const i = this.#c.undoTools.findIndex((g) => nameGlobMatches(g, tool));
+    if (i >= 0) return { allow: true, reason: `undo.tools[${i}] ${quote((this.#c.undoTools[i] as CompiledNameGlob).source)} matches ${tool}`, rule: `undo.tools[${i}]` };
+    const none = this.#c.undoTools.length === 0 ? ' (the policy has no undo.tools rules)' : '';
+    return no(ErrorCode.POLICY_DENY, `no undo.tools rule matches ${tool}${none}`);
   }
 
   #decideToolUncached(name: string): PolicyDecision {

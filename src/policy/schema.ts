@@ -237,6 +237,11 @@ export const PolicySchema = z.strictObject({
       hosts: z.record(exactHost, rateField).optional(),
     })
     .optional(),
+  undo: z
+    .strictObject({
+      tools: list(toolGlob, 'tool names or globs').optional(),
+    })
+    .optional(),
   approvals: z
     .strictObject({
       tools: list(toolGlob, 'tool names or globs').optional(),
