@@ -32,7 +32,9 @@ import {
   type IssueClaims,
   type TokenInfo,
 } from './capability/index.ts';
+import type { RevocationChecker } from './capability/index.ts';
 import { dataPaths, ensurePrivateDir, haltReason, resolveDataDir } from './data-dir.ts';
+import type { Fleet, FleetOptions } from './fleet/fleet.ts';
 import { AuthorityError, ErrorCode, toAuthorityError } from './errors.ts';
 import { Gate, type CanonicalCall, type Denial, type RunContext } from './gate/index.ts';
 import type { Decision, HostCall, HostOp, HostReply } from './gate/types.ts';
@@ -86,8 +88,15 @@ export interface RuntimeOptions {
    * traffic on loopback whatever a tool asks for.
    */
   http?: HttpClientOptions;
-  /** Where rate limits and budgets are counted. Default: in memory. */
+  /** Where rate limits and budgets are counted. Default: in memory, or the fleet's Redis with `redis`. */
   store?: LimitStore;
+  /**
+   * Join a fleet of runtimes on one Redis: a URL (`redis://`, `rediss://` for
+   * TLS), connection options, or a connected Fleet that several runtimes share.
+   * Rate limits and budgets, revocations, the stop switch and the audit
+   * witness are then shared (see docs/fleet.md). Default: none, everything local.
+   */
+  redis?: string | FleetOptions | Fleet;
   /** Operational logs (never the audit log). Default: pino at level warn on stderr. */
   logger?: Logger;
   /** Invocations need a `tool` capability token with method `invoke` covering the tool's name. Default false. */
@@ -284,6 +293,12 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
   #halted: string | undefined;
   #closed = false;
   readonly #haltWatch: NodeJS.Timeout;
+  /** The revocations every check reads: the local list, and the fleet's mirror when in a fleet. */
+  readonly #checker: RevocationChecker;
+  /** The fleet this runtime is part of, if any. */
+  readonly fleet: Fleet | undefined;
+  readonly #ownsFleet: boolean;
+  readonly #fleetStop: (() => Promise<void>) | undefined;
 
   /** @internal use createRuntime() */
   constructor(parts: {
@@ -296,6 +311,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     policy: Policy;
     store: LimitStore;
     logger: Logger;
+    fleet?: { fleet: Fleet; owned: boolean; witness: (audit: AuditLog) => () => Promise<void> } | undefined;
   }) {
     super();
     this.#opts = parts.opts;
@@ -308,10 +324,13 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     this.#policy = parts.policy;
     this.#store = parts.store;
     this.#limiter = new Limiter(parts.policy.limiterConfig(), parts.store);
+    this.fleet = parts.fleet?.fleet;
+    this.#ownsFleet = parts.fleet?.owned ?? false;
+    this.#checker = this.fleet?.checker(parts.revocations) ?? parts.revocations;
     this.#pool = new WorkerPool(parts.opts.pool);
     this.#http = new HttpClient(parts.opts.http);
     this.#gate = new Gate({
-      revocations: parts.revocations,
+      revocations: this.#checker,
       policy: () => this.#policy,
       limiter: () => this.#limiter,
       audit: parts.audit,
@@ -332,6 +351,14 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     this.#haltWatch.unref();
     // A runtime opened while the switch is on starts halted.
     this.#checkHaltFile();
+    if (this.fleet !== undefined) {
+      // The fleet's stop switch: pushed by pub/sub, or found by the poll.
+      const onHalt = (h: { reason: string; by: string }): void => void this.halt(`fleet halt by ${h.by}: ${h.reason}`);
+      this.fleet.on('halt', onHalt);
+      const current = this.fleet.halted;
+      if (current !== undefined) onHalt(current);
+      this.#fleetStop = parts.fleet?.witness(parts.audit);
+    }
   }
 
   /** Append to the audit log; a failed log halts the runtime. */
@@ -464,14 +491,19 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     return inspectToken(token);
   }
 
-  /** Revoke a token (and every token derived from it) from the next host call on. */
-  revokeToken(tokenId: string, reason?: string): void {
+  /**
+   * Revoke a token (and every token derived from it) from the next host call
+   * on. In a fleet, every node's next host call too, once this resolves.
+   */
+  async revokeToken(tokenId: string, reason?: string): Promise<void> {
     this.revocations.revokeToken(tokenId, { reason });
+    await this.fleet?.revokeToken(tokenId, reason);
   }
 
-  /** Revoke a run: its next host call, and any new invocation in it, is refused. */
-  revokeRun(runId: string, reason?: string): void {
+  /** Revoke a run: its next host call, and any new invocation in it, is refused (in a fleet, on every node). */
+  async revokeRun(runId: string, reason?: string): Promise<void> {
     this.revocations.revokeRun(runId, { reason });
+    await this.fleet?.revokeRun(runId, reason);
   }
 
   #validator(tool: ToolInfo): ValidateFunction {
@@ -495,11 +527,12 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     }
     let tokenId: string | undefined;
     if (this.#opts.requireToolGrant === true) {
-      const cap = checkCapability(grants, { kind: 'tool', resource: tool.name, method: 'invoke' }, { runId, revocations: this.revocations });
+      const cap = checkCapability(grants, { kind: 'tool', resource: tool.name, method: 'invoke' }, { runId, revocations: this.#checker });
       if (!cap.allow) return cap;
       tokenId = cap.tokenId;
     }
-    const revoked = this.revocations.findRevoked([], [runId]);
+    const revoked = this.#checker.findRevoked([], [runId]);
+    if (revoked?.type === 'unavailable') return { allow: false, code: ErrorCode.STATE_UNAVAILABLE, reason: `revocations cannot be checked: ${revoked.reason ?? ''}` };
     if (revoked !== undefined) return { allow: false, code: ErrorCode.CAP_REVOKED, reason: `run ${runId} is revoked` };
     const validate = this.#validator(tool);
     if (!validate(input)) {
@@ -828,6 +861,9 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     await this.#pool.close(this.#halted ?? 'closed');
     await this.#http.close();
     await this.audit.close();
+    // After the close: the final checkpoint is witnessed too.
+    await this.#fleetStop?.();
+    if (this.#ownsFleet) await this.fleet?.close();
   }
 
   #assertOpen(): void {
@@ -871,7 +907,22 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
     durability: opts.audit?.durability ?? 'fsync',
     io: opts.audit?.io,
   });
-  const runtime = new Runtime({ opts, dataDir, keyring, revocations, secrets, audit, policy, store: opts.store ?? new MemoryLimitStore(), logger });
+  let fleet: { fleet: Fleet; owned: boolean; witness: (audit: AuditLog) => () => Promise<void> } | undefined;
+  if (opts.redis !== undefined) {
+    // Loaded only here: a runtime outside a fleet never loads the Redis client.
+    const mod = await import('./fleet/index.ts');
+    const given = opts.redis;
+    const owned = !(given instanceof mod.Fleet);
+    let f: Fleet;
+    try {
+      f = given instanceof mod.Fleet ? given : await mod.Fleet.connect(typeof given === 'string' ? { url: given } : given);
+    } catch (e) {
+      await audit.close();
+      throw e;
+    }
+    fleet = { fleet: f, owned, witness: (log) => mod.startWitness(f, log, logger) };
+  }
+  const runtime = new Runtime({ opts, dataDir, keyring, revocations, secrets, audit, policy, store: opts.store ?? fleet?.fleet.store ?? new MemoryLimitStore(), logger, fleet });
   return runtime;
 }
 

@@ -17,9 +17,9 @@
  * that errs on the side of spending, never of overspending.
  * @module
  */
-import { createHash } from 'node:crypto';
 import { AuthorityError, ErrorCode } from '../errors.ts';
-import { redisFailure, type RedisClient } from '../fleet/redis.ts';
+import type { RedisClient } from '../fleet/redis.ts';
+import { evalScript } from '../fleet/scripts.ts';
 import type { CounterRequest, LimitStore, RateRequest, RateResult, ReserveResult, WindowRequest } from './store.ts';
 
 // Lua numbers are doubles: microsecond TATs (~1.8e15) are exact, but tostring()
@@ -143,22 +143,7 @@ if #KEYS == 0 then return 0 end
 return redis.call('DEL', unpack(KEYS))
 `;
 
-interface Script {
-  readonly source: string;
-  readonly sha: string;
-}
-
-function script(source: string): Script {
-  return { source, sha: createHash('sha1').update(source).digest('hex') };
-}
-
-const SCRIPTS = {
-  acquire: script(ACQUIRE),
-  reserve: script(RESERVE),
-  release: script(RELEASE),
-  read: script(READ),
-  delete: script(DELETE),
-} as const;
+const SCRIPTS = { acquire: ACQUIRE, reserve: RESERVE, release: RELEASE, read: READ, delete: DELETE } as const;
 
 /** The hash tag Redis Cluster would hash a key by: the first non-empty `{...}`, else the whole key. */
 export function hashTag(key: string): string {
@@ -264,7 +249,7 @@ export class RedisLimitStore implements LimitStore {
     return this.#now === undefined ? '' : String(Math.round(this.#now() * 1000));
   }
 
-  async #run(s: Script, keys: readonly string[], args: readonly string[], what: string): Promise<unknown> {
+  async #run(source: string, keys: readonly string[], args: readonly string[], what: string): Promise<unknown> {
     const tag = hashTag(keys[0] as string);
     for (const k of keys) {
       if (hashTag(k) !== tag) {
@@ -273,18 +258,6 @@ export class RedisLimitStore implements LimitStore {
         });
       }
     }
-    const full = keys.map((k) => this.#prefix + k);
-    const tail = [String(full.length), ...full, ...args];
-    try {
-      try {
-        return await this.#client.sendCommand(['EVALSHA', s.sha, ...tail]);
-      } catch (e) {
-        // The first use after a restart or failover: the server does not have the script yet.
-        if (!(e instanceof Error) || !e.message.startsWith('NOSCRIPT')) throw e;
-        return await this.#client.sendCommand(['EVAL', s.source, ...tail]);
-      }
-    } catch (e) {
-      throw redisFailure(e, what);
-    }
+    return evalScript(this.#client, source, keys.map((k) => this.#prefix + k), args, what);
   }
 }
