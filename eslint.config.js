@@ -23,8 +23,9 @@ export default tseslint.config(
   },
   {
     // Only src/host/ touches the network for a guest; everything else reaches it through the gate.
+    // src/serve/ is the server agents call (it listens; no guest reaches the network through it).
     files: ['src/**/*.ts'],
-    ignores: ['src/host/**', 'src/cli/**', 'src/demo/**'],
+    ignores: ['src/host/**', 'src/cli/**', 'src/demo/**', 'src/serve/**'],
     rules: {
       'no-restricted-imports': ['error', { paths: networkModules.map((name) => ({ name, message: 'Network access belongs in src/host/, behind the gate.' })) }],
       'no-restricted-globals': ['error', { name: 'fetch', message: 'Network access belongs in src/host/, behind the gate.' }],

@@ -10,7 +10,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Keyring, RevocationList, checkCapability, inspectToken, prepareGrants } from '../src/capability/index.ts';
 import { AuthorityError, ErrorCode } from '../src/errors.ts';
-import { Fleet } from '../src/fleet/index.ts';
+import type { Fleet } from '../src/fleet/index.ts';
 import type { Runtime } from '../src/runtime.ts';
 import { watFixture } from './helpers/fixtures.ts';
 import { startRedis, type TestRedis } from './helpers/redis-server.ts';

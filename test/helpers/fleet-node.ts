@@ -86,6 +86,8 @@ async function child(config: FleetNodeConfig): Promise<void> {
     cacheDir: config.cacheDir,
     logger: pino({ level: 'silent' }),
     pool: { size: 2 },
+    // 64 invocations queue on six workers of a loaded machine: the deadline is not what these tests measure.
+    limits: { timeoutMs: 120_000 },
     policy: config.policy,
     audit: { durability: 'fsync' },
     redis: { url: config.redisUrl, node: config.node, graceMs: config.graceMs, commandTimeoutMs: 500 },

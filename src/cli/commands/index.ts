@@ -8,6 +8,7 @@ import { keysCommand } from './keys.ts';
 import { mcpCommand } from './mcp.ts';
 import { policyCommand } from './policy.ts';
 import { runCommand } from './run.ts';
+import { serveCommand } from './serve.ts';
 import { toolsCommand } from './tools.ts';
 
 /** Every `authority` command, in the order `authority --help` lists them. */
@@ -21,5 +22,6 @@ export const commands: readonly Command[] = [
   auditCommand,
   haltCommand,
   mcpCommand,
+  serveCommand,
   fuzzCommand,
 ];
