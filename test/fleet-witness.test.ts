@@ -6,10 +6,13 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { once } from 'node:events';
 import { cpSync, rmSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Keyring } from '../src/capability/index.ts';
+import { Keyring, inspectToken } from '../src/capability/index.ts';
+import type { Fleet } from '../src/fleet/index.ts';
 import { watFixture } from './helpers/fixtures.ts';
 import { startRedis, type TestRedis } from './helpers/redis-server.ts';
 import { tempDir, testRuntime } from './helpers/runtime.ts';
@@ -88,4 +91,29 @@ test('a node whose log was rolled back below a checkpoint it published is flagge
   assert.equal(r.code, 1);
   assert.match(r.stdout, /node-a .* ROLLED BACK to \d+/);
   assert.match(r.stdout, /node-b /);
+});
+
+test('cap revoke --redis and halt --redis from the command line reach a running node', async () => {
+  const rt = await testRuntime({
+    keys: { file: join(dir.path, 'keys', 'keys.json') },
+    policy: { version: '1.0', tools: { allow: ['*'] } },
+    redis: { url: redis.url, node: 'cli-target' },
+  });
+  try {
+    const token = rt.issueToken({ kind: 'fs', resource: '/tmp/x', methods: ['read'], ttlMs: 60_000 });
+    const revoked = once(rt.fleet as Fleet, 'revoked');
+    const r = await cli(['cap', 'revoke', token, '--data-dir', join(dir.path, 'cli-data'), '--reason', 'from the cli', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(JSON.parse(r.stdout).fleet, /^redis:\/\/127\.0\.0\.1:\d+/);
+    const [entry] = (await revoked) as [{ id: string; reason: string; by: string }];
+    assert.deepEqual([entry.id, entry.reason, entry.by], [inspectToken(token).tokenId, 'from the cli', 'cap-cli']);
+    const halted = once(rt, 'halted');
+    const h = await cli(['halt', '--reason', 'cli drill', '--json']);
+    assert.equal(h.code, 0, h.stderr);
+    assert.deepEqual(await halted, [{ reason: `fleet halt by halt-cli-${hostname()}: cli drill` }]);
+    const c = await cli(['halt', '--clear', '--json']);
+    assert.equal(JSON.parse(c.stdout).cleared, true);
+  } finally {
+    await rt.cleanup();
+  }
 });
