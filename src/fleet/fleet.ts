@@ -202,7 +202,11 @@ export class Fleet extends EventEmitter<FleetEvents> {
     const reply = (await evalScript(this.client, SYNC, [this.#keys.revoked, this.#keys.epoch, this.#keys.halt], [this.#epoch], 'fleet sync')) as unknown[];
     const [epoch, halt, all] = reply as [string, string, string[] | undefined];
     if (all !== undefined) {
-      for (let i = 0; i + 1 < all.length; i += 2) this.#apply(all[i] as string, all[i + 1] as string);
+      for (let i = 0; i + 1 < all.length; i += 2) {
+        // The poll may learn of a revocation before its message arrives: either way, it is announced once.
+        const e = this.#apply(all[i] as string, all[i + 1] as string);
+        if (e !== undefined) this.emit('revoked', e);
+      }
       this.#epoch = String(epoch);
     }
     if (halt !== '') this.#setHalt(parseHalt(halt));
