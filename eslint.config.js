@@ -23,9 +23,10 @@ export default tseslint.config(
   },
   {
     // Only src/host/ touches the network for a guest; everything else reaches it through the gate.
+    // src/serve/ is the server agents call (it listens; no guest reaches the network through it).
     files: ['src/**/*.ts'],
     // The console serves the operator on loopback; it never acts for a guest.
-    ignores: ['src/host/**', 'src/cli/**', 'src/demo/**', 'src/console/**'],
+    ignores: ['src/host/**', 'src/cli/**', 'src/demo/**', 'src/console/**', 'src/serve/**'],
     rules: {
       'no-restricted-imports': ['error', { paths: networkModules.map((name) => ({ name, message: 'Network access belongs in src/host/, behind the gate.' })) }],
       'no-restricted-globals': ['error', { name: 'fetch', message: 'Network access belongs in src/host/, behind the gate.' }],

@@ -47,6 +47,8 @@ export const ErrorCode = Object.freeze({
   TIMEOUT: 'E_TIMEOUT',
   OVERLOADED: 'E_OVERLOADED',
   HALTED: 'E_HALTED',
+  // shared state (Redis) of a fleet: unreachable or unknown for longer than its grace, so every check fails closed
+  STATE_UNAVAILABLE: 'E_STATE_UNAVAILABLE',
   // audit
   AUDIT_WRITE: 'E_AUDIT_WRITE',
   AUDIT_TAMPERED: 'E_AUDIT_TAMPERED',

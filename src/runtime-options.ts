@@ -12,6 +12,7 @@ import { isBoolean, isFunction, isObject, isString, optionalInt, optionalOf, opt
 import { DEFAULT_POLICY_NAME, type Approver, type Denial } from './gate/index.ts';
 import type { SecretStore} from './host/index.ts';
 import { type HttpClientOptions, type SecretStoreOptions } from './host/index.ts';
+import type { Fleet, FleetOptions } from './fleet/fleet.ts';
 import type { LimitStore } from './limits/index.ts';
 import { Policy, loadPolicy, loadPolicyFile } from './policy/index.ts';
 import type { ToolLimits } from './registry/index.ts';
@@ -44,6 +45,7 @@ export function validateRuntimeOptions(opts: unknown): void {
   optionalOf(o, 'limits', '', 'an object of tool limits', isObject);
   optionalOf(o, 'http', '', 'an object of HTTP client options', isObject);
   optionalOf(o, 'store', '', 'a LimitStore', isObject);
+  optionalOf(o, 'redis', '', 'a Redis URL, fleet options or a Fleet', (v) => isString(v) || isObject(v));
   optionalOf(o, 'logger', '', 'a pino logger', isObject);
   optionalOf(o, 'requireToolGrant', '', 'true or false', isBoolean);
   optionalInt(o, 'maxGrants', '', 1, 4096);
@@ -88,8 +90,15 @@ export interface RuntimeOptions {
    * traffic on loopback whatever a tool asks for.
    */
   http?: HttpClientOptions;
-  /** Where rate limits and budgets are counted. Default: in memory. */
+  /** Where rate limits and budgets are counted. Default: in memory, or the fleet's Redis with `redis`. */
   store?: LimitStore;
+  /**
+   * Join a fleet of runtimes on one Redis: a URL (`redis://`, `rediss://` for
+   * TLS), connection options, or a connected Fleet that several runtimes share.
+   * Rate limits and budgets, revocations, the stop switch and the audit
+   * witness are then shared (see docs/fleet.md). Default: none, everything local.
+   */
+  redis?: string | FleetOptions | Fleet;
   /** Operational logs (never the audit log). Default: pino at level warn on stderr. */
   logger?: Logger;
   /** Invocations need a `tool` capability token with method `invoke` covering the tool's name. Default false. */

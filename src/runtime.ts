@@ -32,7 +32,9 @@ import {
   type IssueClaims,
   type TokenInfo,
 } from './capability/index.ts';
+import type { RevocationChecker } from './capability/index.ts';
 import { dataPaths, ensurePrivateDir, haltReason, resolveDataDir } from './data-dir.ts';
+import type { Fleet } from './fleet/fleet.ts';
 import { AuthorityError, ErrorCode, toAuthorityError } from './errors.ts';
 import { DEFAULT_POLICY_NAME, Gate, endRecord, refusalRecord, startRecord, type Admission, type Approver, type RunContext } from './gate/index.ts';
 import type { HostCall, HostReply } from './host-call.ts';
@@ -64,6 +66,13 @@ interface Internals {
   readonly audit: AuditLog;
 }
 const internals = new WeakMap<Runtime, Internals>();
+
+/** A fleet the runtime joined: whether it owns the connection, and how to start its audit witness. */
+interface FleetParts {
+  fleet: Fleet;
+  owned: boolean;
+  witness: (audit: AuditLog) => () => Promise<void>;
+}
 
 /**
  * @internal The runtime's keyring, revocation list, secrets and audit log, for
@@ -105,9 +114,15 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
   #halted: string | undefined;
   #closed = false;
   readonly #haltWatch: NodeJS.Timeout;
+  /** The revocations every check reads: the local list, and the fleet's mirror when in a fleet. */
+  readonly #checker: RevocationChecker;
+  /** The fleet this runtime is part of, if any. */
+  readonly fleet: Fleet | undefined;
+  readonly #ownsFleet: boolean;
+  readonly #fleetStop: (() => Promise<void>) | undefined;
 
   /** @internal use createRuntime() */
-  constructor(parts: { opts: RuntimeOptions; dataDir: string; policy: Policy; store: LimitStore; logger: Logger } & Internals) {
+  constructor(parts: { opts: RuntimeOptions; dataDir: string; policy: Policy; store: LimitStore; logger: Logger; fleet?: FleetParts | undefined } & Internals) {
     super();
     this.#opts = parts.opts;
     this.dataDir = parts.dataDir;
@@ -120,11 +135,14 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     this.#policy = parts.policy;
     this.#store = parts.store;
     this.#limiter = new Limiter(parts.policy.limiterConfig(), parts.store);
+    this.fleet = parts.fleet?.fleet;
+    this.#ownsFleet = parts.fleet?.owned ?? false;
+    this.#checker = this.fleet?.checker(parts.revocations) ?? parts.revocations;
     this.#pool = new WorkerPool(parts.opts.pool);
     this.#http = new HttpClient(parts.opts.http);
     this.#preImages = new PreImageStore(dataPaths(parts.dataDir).undoDir);
     this.#gate = new Gate({
-      revocations: parts.revocations,
+      revocations: this.#checker,
       policy: () => this.#policy,
       limiter: () => this.#limiter,
       audit: parts.audit,
@@ -146,6 +164,14 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     this.#haltWatch.unref();
     // A runtime opened while the switch is on starts halted.
     this.#checkHaltFile();
+    if (this.fleet !== undefined) {
+      // The fleet's stop switch: pushed by pub/sub, or found by the poll.
+      const onHalt = (h: { reason: string; by: string }): void => void this.halt(`fleet halt by ${h.by}: ${h.reason}`);
+      this.fleet.on('halt', onHalt);
+      const current = this.fleet.halted;
+      if (current !== undefined) onHalt(current);
+      this.#fleetStop = parts.fleet?.witness(parts.audit);
+    }
   }
 
   /** Append to the audit log; a failed log halts the runtime. */
@@ -325,14 +351,24 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     return prepareGrants(this.#keyring, tokens);
   }
 
-  /** Revoke a token (and every token derived from it) from the next host call on. */
-  revokeToken(tokenId: string, reason?: string): void {
+  /**
+   * Revoke a token (and every token derived from it) from the next host call
+   * on. In a fleet, every node's next host call too, once this resolves.
+   */
+  async revokeToken(tokenId: string, reason?: string): Promise<void> {
     this.#revocations.revokeToken(tokenId, { reason });
+    await this.fleet?.revokeToken(tokenId, reason);
   }
 
-  /** Revoke a run: its next host call, and any new invocation in it, is refused. */
-  revokeRun(runId: string, reason?: string): void {
+  /** Revoke a run: its next host call, and any new invocation in it, is refused (in a fleet, on every node). */
+  async revokeRun(runId: string, reason?: string): Promise<void> {
     this.#revocations.revokeRun(runId, { reason });
+    await this.fleet?.revokeRun(runId, reason);
+  }
+
+  /** The audit log's counters and its latest signed checkpoint, as metrics show them. */
+  get auditStatus(): { readonly stats: AuditLog['stats']; readonly latestCheckpoint: AuditLog['latestCheckpoint'] } {
+    return { stats: this.#audit.stats, latestCheckpoint: this.#audit.latestCheckpoint };
   }
 
   /** Verify this runtime's audit log: the chain, every checkpoint's root and signature (see `verifyAudit`). */
@@ -505,6 +541,9 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     await this.#pool.close(this.#halted ?? 'closed');
     await this.#http.close();
     await this.#audit.close();
+    // After the close: the final checkpoint is witnessed too.
+    await this.#fleetStop?.();
+    if (this.#ownsFleet) await this.fleet?.close();
   }
 
   #assertOpen(): void {
@@ -538,7 +577,22 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
     durability: opts.audit?.durability ?? 'fsync',
     io: opts.audit?.io,
   });
-  return new Runtime({ opts, dataDir, keyring, revocations, secrets, audit, policy, store: opts.store ?? new MemoryLimitStore(), logger });
+  let fleet: FleetParts | undefined;
+  if (opts.redis !== undefined) {
+    // Loaded only here: a runtime outside a fleet never loads the Redis client.
+    const mod = await import('./fleet/index.ts');
+    const given = opts.redis;
+    const owned = !(given instanceof mod.Fleet);
+    let f: Fleet;
+    try {
+      f = given instanceof mod.Fleet ? given : await mod.Fleet.connect(typeof given === 'string' ? { url: given } : given);
+    } catch (e) {
+      await audit.close();
+      throw e;
+    }
+    fleet = { fleet: f, owned, witness: (log) => mod.startWitness(f, log, logger) };
+  }
+  return new Runtime({ opts, dataDir, keyring, revocations, secrets, audit, policy, store: opts.store ?? fleet?.fleet.store ?? new MemoryLimitStore(), logger, fleet });
 }
 
 export { DEFAULT_LIMITS };

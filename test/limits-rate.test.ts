@@ -1,8 +1,9 @@
-import { test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { ErrorCode } from '../src/errors.ts';
 import { Limiter, MemoryLimitStore, gcraStep, parseRate, type LimiterConfig, type RateSpec } from '../src/limits/index.ts';
+import { limitStores } from './helpers/limit-stores.ts';
 
 function rate(text: string, burst?: number): RateSpec {
   const r = parseRate(text, burst);
@@ -88,55 +89,62 @@ function config(rates: LimiterConfig['rates']): LimiterConfig {
   return { namespace: 'test', rates, run: {}, shared: {}, caps: { fsReadBytes: 100, httpResponseBytes: 100 } };
 }
 
-test('limits http calls per destination host, with a per-host override', async () => {
-  let now = 1_000_000;
-  const limiter = new Limiter(config({ http: rate('2/s'), hosts: new Map([['slow.example', rate('1/m')]]) }), new MemoryLimitStore({ now: () => now }));
-  const ctx = { runId: 'r', tool: 't' };
-  const call = (host: string) => limiter.rate(ctx, { op: 'http.fetch', host, requestBytes: 0 });
-  assert.equal((await call('a.example')).allow, true);
-  assert.equal((await call('a.example')).allow, true);
-  const third = await call('a.example');
-  assert.equal(third.allow, false);
-  assert.equal(third.allow === false && third.code, ErrorCode.RATE_LIMITED);
-  assert.equal(third.allow === false && third.retryAfterMs, 500);
-  assert.equal(third.reason, "limits.http '2/s' for host a.example: retry after 500 ms");
-  assert.equal(third.rule, 'limits.http');
-  assert.equal((await call('b.example')).allow, true, 'another host has its own limit');
-  assert.equal((await call('slow.example')).allow, true);
-  const slow = await call('slow.example');
-  assert.equal(slow.rule, 'limits.hosts["slow.example"]');
-  assert.equal(slow.allow === false && slow.retryAfterMs, 60_000);
-  now += 500;
-  assert.equal((await call('a.example')).allow, true, 'admitted again after the retry-after');
-});
+const stores = limitStores();
+after(() => stores.close());
 
-test('limits fs, secrets and invocations per tool, and every call per token', async () => {
-  const now = 5_000_000;
-  const limiter = new Limiter(config({ fs: rate('1/s'), secrets: rate('1/s'), invocations: rate('1/s'), per_token: rate('3/s') }), new MemoryLimitStore({ now: () => now }));
-  const a = { runId: 'r1', tool: 'a', tokenId: 'tok-1' };
-  const b = { runId: 'r2', tool: 'b', tokenId: 'tok-1' };
-  assert.equal((await limiter.rate(a, { op: 'fs.read' })).allow, true);
-  assert.equal((await limiter.rate(a, { op: 'fs.stat' })).rule, 'limits.fs');
-  assert.equal((await limiter.rate(a, { op: 'secrets.get' })).allow, true);
-  assert.equal((await limiter.rate(a, { op: 'tool.invoke' })).allow, true);
-  // Tool b has its own fs allowance, but shares the token: its fourth call is over 3/s.
-  const overToken = await limiter.rate(b, { op: 'fs.read' });
-  assert.equal(overToken.allow, false);
-  assert.equal(overToken.rule, 'limits.per_token');
-  assert.equal(overToken.reason, "limits.per_token '3/s' for this token: retry after 334 ms");
-});
+for (const kind of stores.kinds) {
+  describe(`with the ${kind.name} store`, () => {
+    test('limits http calls per destination host, with a per-host override', async () => {
+      let now = 1_000_000;
+      const limiter = new Limiter(config({ http: rate('2/s'), hosts: new Map([['slow.example', rate('1/m')]]) }), await kind.make({ now: () => now }));
+      const ctx = { runId: 'r', tool: 't' };
+      const call = (host: string) => limiter.rate(ctx, { op: 'http.fetch', host, requestBytes: 0 });
+      assert.equal((await call('a.example')).allow, true);
+      assert.equal((await call('a.example')).allow, true);
+      const third = await call('a.example');
+      assert.equal(third.allow, false);
+      assert.equal(third.allow === false && third.code, ErrorCode.RATE_LIMITED);
+      assert.equal(third.allow === false && third.retryAfterMs, 500);
+      assert.equal(third.reason, "limits.http '2/s' for host a.example: retry after 500 ms");
+      assert.equal(third.rule, 'limits.http');
+      assert.equal((await call('b.example')).allow, true, 'another host has its own limit');
+      assert.equal((await call('slow.example')).allow, true);
+      const slow = await call('slow.example');
+      assert.equal(slow.rule, 'limits.hosts["slow.example"]');
+      assert.equal(slow.allow === false && slow.retryAfterMs, 60_000);
+      now += 500;
+      assert.equal((await call('a.example')).allow, true, 'admitted again after the retry-after');
+    });
 
-test('a refused call consumes no slot of any limit (all or nothing)', async () => {
-  const store = new MemoryLimitStore({ now: () => 10_000_000 });
-  const limiter = new Limiter(config({ fs: rate('10/s'), per_token: rate('1/s') }), store);
-  const ctx = { runId: 'r', tool: 't', tokenId: 'x' };
-  assert.equal((await limiter.rate(ctx, { op: 'fs.read' })).allow, true);
-  for (let i = 0; i < 20; i++) assert.equal((await limiter.rate(ctx, { op: 'fs.read' })).allow, false);
-  // Had the refused calls taken fs slots, a token-less caller of the same tool would now be limited.
-  const other = { runId: 'r', tool: 't' };
-  for (let i = 0; i < 9; i++) assert.equal((await limiter.rate(other, { op: 'fs.read' })).allow, true, `fs slot ${i + 2} of 10`);
-  assert.equal((await limiter.rate(other, { op: 'fs.read' })).allow, false);
-});
+    test('limits fs, secrets and invocations per tool, and every call per token', async () => {
+      const now = 5_000_000;
+      const limiter = new Limiter(config({ fs: rate('1/s'), secrets: rate('1/s'), invocations: rate('1/s'), per_token: rate('3/s') }), await kind.make({ now: () => now }));
+      const a = { runId: 'r1', tool: 'a', tokenId: 'tok-1' };
+      const b = { runId: 'r2', tool: 'b', tokenId: 'tok-1' };
+      assert.equal((await limiter.rate(a, { op: 'fs.read' })).allow, true);
+      assert.equal((await limiter.rate(a, { op: 'fs.stat' })).rule, 'limits.fs');
+      assert.equal((await limiter.rate(a, { op: 'secrets.get' })).allow, true);
+      assert.equal((await limiter.rate(a, { op: 'tool.invoke' })).allow, true);
+      // Tool b has its own fs allowance, but shares the token: its fourth call is over 3/s.
+      const overToken = await limiter.rate(b, { op: 'fs.read' });
+      assert.equal(overToken.allow, false);
+      assert.equal(overToken.rule, 'limits.per_token');
+      assert.equal(overToken.reason, "limits.per_token '3/s' for this token: retry after 334 ms");
+    });
+
+    test('a refused call consumes no slot of any limit (all or nothing)', async () => {
+      const store = await kind.make({ now: () => 10_000_000 });
+      const limiter = new Limiter(config({ fs: rate('10/s'), per_token: rate('1/s') }), store);
+      const ctx = { runId: 'r', tool: 't', tokenId: 'x' };
+      assert.equal((await limiter.rate(ctx, { op: 'fs.read' })).allow, true);
+      for (let i = 0; i < 20; i++) assert.equal((await limiter.rate(ctx, { op: 'fs.read' })).allow, false);
+      // Had the refused calls taken fs slots, a token-less caller of the same tool would now be limited.
+      const other = { runId: 'r', tool: 't' };
+      for (let i = 0; i < 9; i++) assert.equal((await limiter.rate(other, { op: 'fs.read' })).allow, true, `fs slot ${i + 2} of 10`);
+      assert.equal((await limiter.rate(other, { op: 'fs.read' })).allow, false);
+    });
+  });
+}
 
 test('without limits every call passes, and rate keys expire once their time has passed', async () => {
   let now = 0;

@@ -43,8 +43,11 @@ export interface RevocationEntry {
 
 /** Why a check found a token revoked. */
 export interface RevocationHit {
-  /** `corrupt`: the list is damaged, so everything counts as revoked. */
-  readonly type: RevocationType | 'corrupt';
+  /**
+   * `corrupt`: the list is damaged, so everything counts as revoked.
+   * `unavailable`: a shared list (a fleet's) cannot be confirmed current, so nothing is trusted.
+   */
+  readonly type: RevocationType | 'corrupt' | 'unavailable';
   /** The revoked token id or run id (`*` when corrupt). */
   readonly id: string;
   /** What the revoker wrote, or what is wrong with the list. */

@@ -317,6 +317,9 @@ export function validityFailure(token: ParsedToken, now: number, runId: string |
   }
   if (revocations !== null) {
     const hit = revocations.findRevoked(token.chain, runId === undefined ? [] : [runId]);
+    if (hit?.type === 'unavailable') {
+      return { code: ErrorCode.STATE_UNAVAILABLE, reason: `token ${id}: revocations cannot be checked: ${hit.reason ?? 'shared state unknown'}`, step: STEP.revoked };
+    }
     if (hit !== undefined) {
       const why = hit.reason === undefined ? '' : `: ${hit.reason}`;
       let reason: string;

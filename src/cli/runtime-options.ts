@@ -46,7 +46,7 @@ function secretEnv(pairs: readonly string[]): Record<string, { env: string }> {
 }
 
 /** Open a runtime as the CLI flags describe it. */
-export async function openRuntime(flags: RuntimeFlags, io: CliIO, extra: Pick<RuntimeOptions, 'requireToolGrant' | 'approve' | 'limits' | 'cacheDir'> = {}): Promise<Runtime> {
+export async function openRuntime(flags: RuntimeFlags, io: CliIO, extra: Pick<RuntimeOptions, 'requireToolGrant' | 'approve' | 'limits' | 'cacheDir' | 'redis'> = {}): Promise<Runtime> {
   const dataDir = resolveDataDir(flags['data-dir'], io.env, io.cwd);
   const defaultPolicy = dataPaths(dataDir).policy;
   const policy = flags.policy !== undefined ? resolve(io.cwd, flags.policy) : existsSync(defaultPolicy) ? defaultPolicy : undefined;

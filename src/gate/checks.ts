@@ -33,7 +33,9 @@ export function capabilityStage(
 ): Denied | { allow: true; tokenId: string | undefined; rates: KeyedRate[]; reason: string } {
   if (request === undefined) {
     // Nothing to grant (an invocation when no tool grant is required): the run itself must not be revoked.
-    if (revocations.findRevoked([], [ctx.runId]) !== undefined) return { allow: false, code: ErrorCode.CAP_REVOKED, reason: `run ${ctx.runId} is revoked` };
+    const hit = revocations.findRevoked([], [ctx.runId]);
+    if (hit?.type === 'unavailable') return { allow: false, code: ErrorCode.STATE_UNAVAILABLE, reason: `revocations cannot be checked: ${hit.reason ?? ''}` };
+    if (hit !== undefined) return { allow: false, code: ErrorCode.CAP_REVOKED, reason: `run ${ctx.runId} is revoked` };
     return { allow: true, tokenId: undefined, rates: [], reason: '' };
   }
   const cap = checkCapability(ctx.grants, request, { runId: ctx.runId, revocations });

@@ -4,7 +4,7 @@
  * `settle()` after it with what was actually used.
  * @module
  */
-import { ErrorCode } from '../errors.ts';
+import { AuthorityError, ErrorCode } from '../errors.ts';
 import { allow, deny, type Decision } from '../host-call.ts';
 import type { RateSpec } from './rate.ts';
 import type { CounterRequest, LimitStore, RateRequest } from './store.ts';
@@ -129,7 +129,8 @@ export class Limiter {
   constructor(config: LimiterConfig, store: LimitStore) {
     this.#config = config;
     this.#store = store;
-    this.#ns = `authority:${config.namespace}:`;
+    // The namespace in braces is the Redis Cluster hash tag: every key one call touches is in one slot.
+    this.#ns = `authority:{${config.namespace.replace(/[{}%]/g, encodeURIComponent)}}:`;
     Object.freeze(this);
   }
 
@@ -156,7 +157,12 @@ export class Limiter {
       });
     }
     if (checks.length === 0) return ALWAYS;
-    const result = await this.#store.acquire(checks.map((c) => c.request));
+    let result;
+    try {
+      result = await this.#store.acquire(checks.map((c) => c.request));
+    } catch (e) {
+      return unavailable(e, 'rate limits');
+    }
     if (result.allowed) return ALWAYS;
     const hit = checks.find((c) => c.request.key === result.key) ?? checks[0];
     const what = hit === undefined ? 'rate limit' : `${hit.rule} '${hit.spec.text}' ${hit.scope}`;
@@ -206,7 +212,12 @@ export class Limiter {
     if (counters.length === 0 && window === undefined) {
       return { decision: allow('no budget applies'), reservation: this.#reservation(ctx, call, [], [], {}) };
     }
-    const result = await this.#store.reserve(counters, window);
+    let result;
+    try {
+      result = await this.#store.reserve(counters, window);
+    } catch (e) {
+      return { decision: unavailable(e, 'budgets') };
+    }
     if (!result.ok) {
       if (result.reason === 'window-closed') {
         return {
@@ -346,6 +357,16 @@ export class Limiter {
     const requestBytes = call.op === 'http.fetch' ? call.requestBytes : undefined;
     return Object.freeze({ op: call.op, runId: ctx.runId, allowance: Object.freeze(allowance), requestBytes, entries: Object.freeze(entries) });
   }
+}
+
+/**
+ * A shared store that cannot answer is a deny with its own code (fail closed),
+ * so the gate records it like any other refusal; anything else is a bug and
+ * propagates.
+ */
+function unavailable(e: unknown, what: string): Decision {
+  if (!(e instanceof AuthorityError) || e.code !== ErrorCode.STATE_UNAVAILABLE) throw e;
+  return deny(ErrorCode.STATE_UNAVAILABLE, `${what} cannot be checked, so the call is refused: ${e.message}`, { rule: 'limits.store' });
 }
 
 /** What a call consumed of `dim`; undefined keeps the whole grant (an unreported use counts in full). */

@@ -4,14 +4,9 @@
  * callers. Every method is one atomic step: a check and its update happen
  * together or not at all, whatever else runs concurrently.
  *
- * Mapping to Redis (not built): each key is a Redis key under one prefix.
- * `acquire` is a Lua script that reads every TAT, runs the GCRA step for each
- * with `redis.call('TIME')` as now, and writes all of them only if all admit
- * (`SET key tat PXAT tat`); `reserve` is a Lua script that reads every
- * counter (`GET`), computes the grants, and `INCRBY`s them all (with
- * `PEXPIRE` for `ttlMs`) only if every one fits, plus `SET NX` for the window
- * start; `release` is `DECRBY` clamped at zero in a script; `read` is `MGET`;
- * `delete` is `DEL`. One script call per method keeps each step atomic.
+ * Two implementations: MemoryLimitStore (one process, the default) and
+ * RedisLimitStore (a fleet on one Redis: each method one Lua script, the keys
+ * of one call in one hash slot, Redis's clock). The limits tests run against both.
  * @module
  */
 

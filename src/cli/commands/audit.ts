@@ -22,6 +22,8 @@ import {
 } from '../../audit/index.ts';
 import { resolveDataDir } from '../../data-dir.ts';
 import { EXIT_FAIL, EXIT_OK, type CliIO, type Command } from '../types.ts';
+import { FLEET_FLAGS } from '../fleet-options.ts';
+import { fleetRows, fleetText, witnessCheck, witnessText } from './audit-fleet.ts';
 import { emit, parse, usageError } from '../output.ts';
 
 const USAGE = `usage: authority audit <subcommand> [options]
@@ -35,6 +37,9 @@ const USAGE = `usage: authority audit <subcommand> [options]
   prove SEQ [--out FILE]       the inclusion proof of record SEQ against the latest checkpoint, verified
   prove --from-size N          the consistency proof from the log's first N records to the latest checkpoint
   verify-proof FILE            check a proof made by \`prove\` (same as verify --proof FILE)
+  verify --witness             also check the log against the checkpoints its node published to the
+                               fleet's Redis: a log truncated or rolled back below one is a problem
+  fleet                        every node the witness knows: its latest checkpoint, and how far it is behind
 
 options:
   --data-dir DIR               the data folder (default $AUTHORITY_DATA_DIR or ./.authority)
@@ -43,6 +48,7 @@ options:
   --public-key FILE            the Ed25519 public key to trust (default: the one beside the checkpoints)
   --run ID  --tool NAME  --decision allow|deny  --kind KIND[,KIND]   filters for show and tail
                                (a kind ending in * matches a prefix: --kind 'call.*')
+  --redis URL                  the fleet's Redis, for --witness and fleet (default $AUTHORITY_REDIS_URL)
   --json                       one JSON document on stdout
 
 Exit codes: 0 ok, 1 a problem was found, 2 usage or configuration error.`;
@@ -65,6 +71,8 @@ const options = {
   decision: { type: 'string' },
   kind: { type: 'string', multiple: true },
   json: { type: 'boolean' },
+  witness: { type: 'boolean' },
+  ...FLEET_FLAGS,
 } as const;
 
 type Values = ReturnType<typeof parse<{ args: string[]; options: typeof options; allowPositionals: true; strict: true }>>['values'];
@@ -184,8 +192,18 @@ async function run(argv: string[], io: CliIO): Promise<number> {
       noPositionals();
       if (v.proof !== undefined) return runVerifyProof(v.proof, v, io, json);
       const report = await verifyAudit({ ...loc(), publicKey: readPublicKey(v, io) });
+      if (v.witness === true) {
+        const witness = await witnessCheck(loc(), v, io);
+        emit(io, json, { ...report, ok: report.ok && witness.ok, witness }, `${verifyText(report)}\n${witnessText(witness)}`);
+        return report.ok && witness.ok ? EXIT_OK : EXIT_FAIL;
+      }
       emit(io, json, report, verifyText(report));
       return report.ok ? EXIT_OK : EXIT_FAIL;
+    }
+    case 'fleet': {
+      const rows = await fleetRows(v, io);
+      emit(io, json, { ok: rows.every((r) => r.regressed === null), nodes: rows }, fleetText(rows));
+      return rows.every((r) => r.regressed === null) ? EXIT_OK : EXIT_FAIL;
     }
     case 'verify-proof': {
       if (positionals.length !== 1) throw usageError('usage: authority audit verify-proof FILE');

@@ -27,6 +27,7 @@ import {
   type TokenInfo,
 } from '../../capability/index.ts';
 import { emit, parse, usageError } from '../output.ts';
+import { fleetOptions } from '../fleet-options.ts';
 import { EXIT_FAIL, EXIT_OK, type CliIO, type Command } from '../types.ts';
 
 const USAGE = `usage: authority cap <subcommand> ... [--data-dir DIR] [--json]
@@ -44,9 +45,10 @@ TOKEN is the token text, or @FILE to read it from a file (keeps it out of ps).
         also whether the token covers that request (exit 1 if not)
   attenuate TOKEN [--resource PATTERN] [--methods a,b] [--ttl D] [--nbf TIME] [--rate N/P] [--run RUN]
         derive a narrower token, offline (no key needed)
-  revoke TOKEN | --id TOKEN_ID | --run RUN [--reason TEXT]
+  revoke TOKEN | --id TOKEN_ID | --run RUN [--reason TEXT] [--redis URL]
         revoke a token (and every token derived from it) or a whole run;
-        takes effect at the next host call of running invocations
+        takes effect at the next host call of running invocations; with
+        --redis (or $AUTHORITY_REDIS_URL), on every node of the fleet too
 
 Methods: fs read,list,write,remove; net GET,POST,PUT,PATCH,DELETE,HEAD,OPTIONS or *;
 secrets get,use; tool invoke. TIME is +DURATION, an ISO 8601 date-time, or ms since the epoch.
@@ -69,6 +71,7 @@ const OPTIONS = {
   id: { type: 'string' },
   reason: { type: 'string' },
   now: { type: 'string' },
+  redis: { type: 'string' },
 } as const;
 
 type Values = { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]['type'] extends 'boolean' ? boolean : string };
@@ -79,7 +82,7 @@ const ALLOWED: Readonly<Record<string, readonly (keyof typeof OPTIONS)[]>> = {
   inspect: [],
   verify: ['keyring', 'kind', 'resource', 'method', 'run', 'now'],
   attenuate: ['resource', 'methods', 'ttl', 'nbf', 'rate', 'run', 'now'],
-  revoke: ['id', 'run', 'reason'],
+  revoke: ['id', 'run', 'reason', 'redis'],
 };
 
 const iso = (ms: number): string => new Date(ms).toISOString();
@@ -250,23 +253,36 @@ function attenuate(values: Values, text: string, io: CliIO, json: boolean): numb
   return EXIT_OK;
 }
 
-function revoke(values: Values, positional: string | undefined, io: CliIO, dataDir: string, json: boolean): number {
+async function revoke(values: Values, positional: string | undefined, io: CliIO, dataDir: string, json: boolean): Promise<number> {
   const given = [positional, values.id, values.run].filter((v) => v !== undefined).length;
   if (given !== 1) throw usageError(`cap revoke: give exactly one of TOKEN, --id TOKEN_ID, --run RUN\n\n${USAGE}`);
   const list = RevocationList.fromDataDir(dataDir);
   const options = values.reason === undefined ? {} : { reason: values.reason };
-  let entry;
-  if (values.run !== undefined) entry = list.revokeRun(values.run, options);
-  else {
+  const entry = asUsage(() => {
+    if (values.run !== undefined) return list.revokeRun(values.run, options);
     const id = values.id ?? parseToken(readToken(positional, io, 'revoke')).tokenId;
-    entry = list.revokeToken(id, options);
-  }
+    return list.revokeToken(id, options);
+  });
   io.log.info({ type: entry.type, id: entry.id }, 'revoked');
+  // In a fleet, the shared record and its push are what every other node acts on.
+  const fleetOpts = fleetOptions({ redis: values.redis }, io);
+  let fleet: string | undefined;
+  if (fleetOpts !== undefined) {
+    const { Fleet } = await import('../../fleet/fleet.ts');
+    const f = await Fleet.connect({ ...fleetOpts, node: 'cap-cli' });
+    try {
+      if (entry.type === 'run') await f.revokeRun(entry.id, entry.reason);
+      else await f.revokeToken(entry.id, entry.reason);
+      fleet = f.url;
+    } finally {
+      await f.close();
+    }
+  }
   emit(
     io,
     json,
-    { ok: true, revoked: { type: entry.type, id: entry.id, at: iso(entry.at), reason: entry.reason }, path: list.path },
-    `revoked ${entry.type} ${entry.id}`,
+    { ok: true, revoked: { type: entry.type, id: entry.id, at: iso(entry.at), reason: entry.reason }, path: list.path, ...(fleet === undefined ? {} : { fleet }) },
+    `revoked ${entry.type} ${entry.id}${fleet === undefined ? '' : ` (and in the fleet on ${fleet})`}`,
   );
   return EXIT_OK;
 }
@@ -316,7 +332,7 @@ export const capCommand: Command = {
       case 'attenuate':
         return asUsage(() => attenuate(values, readToken(rest[0], io, sub), io, json));
       default:
-        return asUsage(() => revoke(values, rest[0], io, dataDir, json));
+        return revoke(values, rest[0], io, dataDir, json);
     }
   },
 };

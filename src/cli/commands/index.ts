@@ -10,6 +10,7 @@ import { mcpCommand } from './mcp.ts';
 import { policyCommand } from './policy.ts';
 import { runCommand } from './run.ts';
 import { runsCommand } from './runs.ts';
+import { serveCommand } from './serve.ts';
 import { toolsCommand } from './tools.ts';
 
 /** Every `authority` command, in the order `authority --help` lists them. */
@@ -25,5 +26,6 @@ export const commands: readonly Command[] = [
   runsCommand,
   haltCommand,
   mcpCommand,
+  serveCommand,
   fuzzCommand,
 ];
