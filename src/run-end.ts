@@ -7,6 +7,8 @@ import { AuthorityError, ErrorCode } from './errors.ts';
 import type { SecretStore } from './host/index.ts';
 import type { ToolLimits } from './registry/index.ts';
 import type { RunEnd, RunOutcome } from './sandbox/index.ts';
+import type { Denial } from './gate/index.ts';
+import type { InvokeStats } from './runtime-options.ts';
 
 /** What the end of a run needs to say how it ended. */
 export interface EndInfo {
@@ -54,4 +56,24 @@ export function runEnding(outcome: RunOutcome, info: EndInfo, secrets: SecretSto
   if (outcome.end.kind !== 'tool-error') return { ...mapped, redactions: [] };
   const red = secrets.redactText(mapped.error.message);
   return { error: new AuthorityError(mapped.error.code, red.text), redactions: red.redactions.map((r) => r.name) };
+}
+
+/** The caller's figures of a finished run. */
+export function invokeStats(durationMs: number, counted: { calls: number; allowed: number; denied: number; redactions: number }, outcome: RunOutcome, outputRedactions: number): InvokeStats {
+  const calls = outcome.stats.hostCalls;
+  return {
+    durationMs,
+    hostCalls: counted.calls,
+    allowed: counted.allowed,
+    denied: counted.denied,
+    redactions: counted.redactions + outputRedactions,
+    preparedInstance: 'fromReady' in outcome.stats ? outcome.stats.fromReady : false,
+    ...(calls === undefined ? {} : { hostCallUs: { p50: calls.p50Us, p99: calls.p99Us } }),
+  };
+}
+
+/** The error an invocation rejects with: the run's own, with the tool, run, audit range and the gate's denials. */
+export function invocationError(error: AuthorityError, run: { tool: string; runId: string; audit: { start: number; end: number }; denials: readonly Denial[] }): AuthorityError {
+  const denials = run.denials.length > 0 ? { denials: run.denials } : {};
+  return new AuthorityError(error.code, error.message, { data: { ...error.data, tool: run.tool, runId: run.runId, audit: run.audit, ...denials }, cause: error.cause });
 }

@@ -17,7 +17,6 @@
  */
 import { existsSync } from 'node:fs';
 import { EventEmitter } from 'node:events';
-import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import type { Logger } from 'pino';
 import { AuditLog, verifyAudit, type AuditReceipt, type AuditVerifyReport } from './audit/index.ts';
 import {
@@ -41,9 +40,9 @@ import type { HostCall, HostReply } from './host-call.ts';
 import { HostFs, HttpClient, SecretStore } from './host/index.ts';
 import { Limiter, MemoryLimitStore, type LimitStore } from './limits/index.ts';
 import type { Policy } from './policy/index.ts';
-import { DEFAULT_LIMITS, Registry, toInfo, validLimits, type RegisterOptions, type ToolInfo, type ToolLimits } from './registry/index.ts';
+import { DEFAULT_LIMITS, InputSchemas, Registry, toInfo, validLimits, type RegisterOptions, type ToolInfo, type ToolLimits } from './registry/index.ts';
 import { defaultLogger, invocationInput, resolvePolicy, validateRuntimeOptions, type InvokeOptions, type InvokeResult, type InvokeStats, type RuntimeOptions } from './runtime-options.ts';
-import { endMessage, runEnding, type Ending } from './run-end.ts';
+import { endMessage, invocationError, invokeStats, runEnding, type Ending } from './run-end.ts';
 import { Slots, WorkerPool, type RunOutcome } from './sandbox/index.ts';
 
 export { DEFAULT_POLICY_NAME };
@@ -104,8 +103,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
   readonly #hostFs = new HostFs();
   /** Pre-images of the files runs change (`<data>/undo`), so a run can be undone. */
   readonly #preImages: PreImageStore;
-  readonly #validators = new Map<string, ValidateFunction>();
-  readonly #ajv = new Ajv2020({ strict: false, allErrors: false, validateFormats: false });
+  readonly #schemas = new InputSchemas();
   readonly #slots = new Map<string, Slots>();
   readonly #running = new Set<AbortController>();
   /** Aborted by halt() and close(): approvals still waited for at admission stop. */
@@ -303,7 +301,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     const limits = { ...this.#opts.limits, ...opts.limits };
     try {
       const tool = await this.#registry.register(component, { ...opts, limits });
-      this.#validators.delete(tool.digest);
+      this.#schemas.forget(tool.digest);
       this.#slots.set(tool.name, new Slots(tool.limits.maxConcurrency, tool.limits.maxQueued));
       await this.#record({ kind: 'tool.register', tool: tool.name, toolDigest: `sha256:${tool.digest}`, decision: 'allow', code: 'ok', detail: { imports: tool.imports, bytes: tool.size } });
       this.#pool.prepare(tool.compiled, 1);
@@ -377,23 +375,6 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     return verifyAudit({ dir: this.dataDir, auditDir: this.#opts.audit?.dir, checkpointDir: this.#opts.audit?.checkpointDir });
   }
 
-  /** Where the tool's input schema says `input` is wrong, or undefined when it is right. */
-  #validate(tool: ToolInfo, input: unknown): { reason: string; rule?: string | undefined } | undefined {
-    let v = this.#validators.get(tool.digest);
-    if (v === undefined) {
-      try {
-        v = this.#ajv.compile(tool.inputSchema);
-      } catch (e) {
-        throw new AuthorityError(ErrorCode.COMPONENT_INVALID, `the input schema of ${tool.name} does not compile: ${(e as Error).message}`, { cause: e });
-      }
-      this.#validators.set(tool.digest, v);
-    }
-    if (v(input)) return undefined;
-    const first = v.errors?.[0];
-    const where = first?.instancePath ? `input${first.instancePath.replaceAll('/', '.')}` : 'input';
-    return { reason: `${where}: ${first?.message ?? 'does not match the input schema'}`, rule: first?.schemaPath };
-  }
-
   /**
    * Run a tool once, in a fresh instance, on `input` (any JSON value matching
    * its input schema). Resolves with the output; rejects with an
@@ -409,7 +390,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     const tool = toInfo(registered);
     const { runId, grants, text } = invocationInput(input, opts, this.#opts.maxGrants);
     const subject = { runId, tool: { name, digest: tool.digest }, grants: prepareGrants(this.#keyring, grants), approver: opts.approve ?? this.#opts.approve };
-    const validate = (v: unknown) => this.#validate(tool, v);
+    const validate = (v: unknown) => this.#schemas.check(tool, v);
     const admission = await this.#gate.admit({ ctx: subject, input: input ?? {}, inputText: text, validate, requireToolGrant: this.#opts.requireToolGrant === true });
     if (!admission.allow) throw admission.error;
     const slots = this.#slots.get(name) ?? new Slots(Number.POSITIVE_INFINITY, 0);
@@ -437,23 +418,12 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     const { outcome, start } = await this.#run(ctx, run, admission, controller, slots);
     const ended = runEnding(outcome, { limits: tool.limits, timeoutMs, stopped: controller.signal.reason }, this.#secrets);
     await this.#limiter.settle(admission.reservation).catch(() => {});
-    const durationMs = performance.now() - started;
-    const stats: InvokeStats = {
-      durationMs,
-      hostCalls: ctx.stats.calls,
-      allowed: ctx.stats.allowed,
-      denied: ctx.stats.denied,
-      redactions: ctx.stats.redactions + ended.redactions.length,
-      preparedInstance: 'fromReady' in outcome.stats ? outcome.stats.fromReady : false,
-      ...(outcome.stats.hostCalls === undefined ? {} : { hostCallUs: { p50: outcome.stats.hostCalls.p50Us, p99: outcome.stats.hostCalls.p99Us } }),
-    };
+    const stats = invokeStats(performance.now() - started, ctx.stats, outcome, ended.redactions.length);
     const end = await this.#end(ctx, ended, stats);
     const audit = { start: start.seq, end: end.seq };
     if ('error' in ended) {
-      const { error } = ended;
-      ctx.log.info({ code: error.code }, 'invocation failed');
-      const denials = ctx.denials.length > 0 ? { denials: ctx.denials } : {};
-      throw new AuthorityError(error.code, error.message, { data: { ...error.data, tool: name, runId, audit, ...denials }, cause: error.cause });
+      ctx.log.info({ code: ended.error.code }, 'invocation failed');
+      throw invocationError(ended.error, { tool: name, runId, audit, denials: ctx.denials });
     }
     return { ok: true, tool: name, runId, output: ended.output, audit, stats, denials: ctx.denials };
   }

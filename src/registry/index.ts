@@ -6,3 +6,4 @@ export { Registry, DEFAULT_LIMITS, TOOL_NAME_RE, checkImports, toInfo, validLimi
 export { compileComponent, sha256Hex, type CompiledTool, type CompileOptions } from './compile.ts';
 export { componentImports, capCoreMemories, isComponent, type ComponentImport, type ImportKind, type MemoryLimits } from './binary.ts';
 export { buildTool, sourceImports, toolWorld, WIT_DIR, SANDBOX_INTERFACES, type BuildResult, type SandboxInterface } from './build.ts';
+export { InputSchemas } from './input-schema.ts';
