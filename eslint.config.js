@@ -24,7 +24,8 @@ export default tseslint.config(
   {
     // Only src/host/ touches the network for a guest; everything else reaches it through the gate.
     files: ['src/**/*.ts'],
-    ignores: ['src/host/**', 'src/cli/**', 'src/demo/**'],
+    // src/oci/ is the operator's registry client (push, pull): no guest can reach it.
+    ignores: ['src/host/**', 'src/cli/**', 'src/demo/**', 'src/oci/**'],
     rules: {
       'no-restricted-imports': ['error', { paths: networkModules.map((name) => ({ name, message: 'Network access belongs in src/host/, behind the gate.' })) }],
       'no-restricted-globals': ['error', { name: 'fetch', message: 'Network access belongs in src/host/, behind the gate.' }],
