@@ -4,18 +4,10 @@
  * with signatures as referrers.
  * @module
  */
-import { findCredentials, type CredentialOptions } from './auth.ts';
-import { OciClient, type OciClientOptions } from './client.ts';
-import type { OciReference } from './reference.ts';
-
 export { OCI_SCHEME, formatReference, isOciReference, parseReference, pinnedReference, type OciReference } from './reference.ts';
 export { CONFIG_ENV, PASSWORD_ENV, USERNAME_ENV, RegistryCredentials, credentialsFile, findCredentials, parseChallenge, type Challenge, type CredentialOptions } from './auth.ts';
 export { EMPTY_JSON, MEDIA_TYPES, OciClient, checkDescriptor, parseIndex, parseManifest, sha256Digest, type Descriptor, type ImageIndex, type ImageManifest, type OciClientOptions } from './client.ts';
 export { BlobCache } from './cache.ts';
 export { WASM_CONFIG_MEDIA_TYPE, WASM_LAYER_MEDIA_TYPE, attachSignature, componentLayer, fetchSignatures, pullTool, pushTool, referrersTag, type PulledTool, type PushedTool } from './tool.ts';
 
-/** A client for the reference's registry, with the credentials configured for it. */
-export function clientFor(ref: OciReference, opts: Omit<OciClientOptions, 'credentials'> & CredentialOptions = {}): OciClient {
-  const { configFile, env, ...client } = opts;
-  return new OciClient(ref.registry, { ...client, credentials: findCredentials(ref.registry, { configFile, env }) });
-}
+export { clientFor, pullWithSignatures, registerReference, type PulledWithSignatures, type RegistryAccess } from './register.ts';
