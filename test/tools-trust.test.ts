@@ -68,7 +68,7 @@ test('a signature verifies for its digest and key, and for nothing else', () => 
     assert.equal(!wrongDigest.ok && wrongDigest.why, 'wrong-subject');
     // One flipped bit of the statement breaks the signature.
     const payload = Buffer.from(bundle.dsseEnvelope.payload, 'base64');
-    payload[payload.length - 3] ^= 1;
+    payload.writeUInt8((payload.at(-3) as number) ^ 1, payload.length - 3);
     const tampered = { ...bundle, dsseEnvelope: { ...bundle.dsseEnvelope, payload: payload.toString('base64') } };
     const bad = checkBundle(tampered, echoHex, [key]);
     assert.equal(!bad.ok && bad.why, 'bad-signature');
