@@ -421,3 +421,49 @@ test('round trip with the CLI: keygen, sign, push; then on a fresh data folder p
   assert.equal(err.data['digest'], echoDigest);
   assert.equal(err.data['source'], pushed.pinned);
 });
+
+test('authority mcp serves a tool straight from an oci:// reference, and refuses one the policy does not trust', async () => {
+  const { Client } = await import('@modelcontextprotocol/sdk/client/index.js');
+  const { StdioClientTransport } = await import('@modelcontextprotocol/sdk/client/stdio.js');
+  const key = generateSigningKey('ed25519');
+  const good = `oci://${open.host}/mcp/echo:1`;
+  const c = plain(good);
+  const pushed = await pushTool(c, parseReference(good), echo);
+  const size = (await c.getManifest('mcp/echo', pushed.manifestDigest)).bytes.length;
+  await attachSignature(c, 'mcp/echo', { digest: pushed.manifestDigest, size }, signDigest(echoDigest.slice(7), key));
+  // The same bytes, unsigned, under another repository: the policy's trust rule covers the name, not the place.
+  const unsigned = `oci://${open.host}/mcp/echo-unsigned:1`;
+  await pushTool(plain(unsigned), parseReference(unsigned), echo);
+  const folder = join(dir.path, 'mcp');
+  const policy = join(dir.path, 'mcp-policy.json');
+  writeFileSync(policy, JSON.stringify({ version: '1.0', tools: { allow: ['*'], trust: [{ tools: ['echo'], keys: [key.pem] }] } }));
+  for (const [ref, served] of [
+    [good, true],
+    [unsigned, false],
+  ] as const) {
+    const transport = new StdioClientTransport({
+      command: process.execPath,
+      args: [BIN, 'mcp', '--tools', ref, '--plain-http', '--policy', policy, '--data-dir', join(folder, served ? 'a' : 'b')],
+      cwd: dir.path,
+      stderr: 'pipe',
+      env: { PATH: process.env['PATH'] ?? '' },
+    });
+    let stderr = '';
+    transport.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+    const client = new Client({ name: 'authority-test', version: '1.0.0' });
+    await client.connect(transport);
+    try {
+      const { tools: listed } = await client.listTools();
+      if (served) {
+        assert.deepEqual(listed.map((t) => t.name), ['echo'], stderr);
+        const r = (await client.callTool({ name: 'echo', arguments: { text: 'over mcp' } })) as { content: Array<{ text: string }> };
+        assert.match(r.content[0]?.text ?? '', /over mcp/);
+      } else {
+        assert.deepEqual(listed, []);
+        assert.match(stderr, new RegExp(`refused ${unsigned.replace(/[.:/]/g, '\\$&')}: E_TOOL_UNSIGNED: refused to register echo: tools\\.trust\\[0\\]`));
+      }
+    } finally {
+      await client.close();
+    }
+  }
+});
