@@ -209,7 +209,8 @@ export class OciClient {
       } catch (e) {
         const cause = (e as { cause?: { code?: string; message?: string } }).cause;
         const why = cause?.code ?? cause?.message ?? (e as Error).message;
-        throw new AuthorityError(ErrorCode.REGISTRY_UNREACHABLE, `cannot reach ${current.origin} for the ${what}: ${why}`, { data: { registry: this.registry, origin: current.origin }, cause: e });
+        const hint = current.protocol === 'https:' && /SSL|TLS|EPROTO/i.test(why) ? ' (if this registry speaks plain HTTP, say so with --plain-http)' : '';
+        throw new AuthorityError(ErrorCode.REGISTRY_UNREACHABLE, `cannot reach ${current.origin} for the ${what}: ${why}${hint}`, { data: { registry: this.registry, origin: current.origin }, cause: e });
       }
       const location = res.headers.get('location');
       if (![301, 302, 303, 307, 308].includes(res.status) || location === null || !['GET', 'HEAD'].includes(init.method)) return res;
