@@ -9,7 +9,7 @@ import { main } from '../src/cli/main.ts';
 import type { CliIO } from '../src/cli/types.ts';
 import { AuthorityError, ErrorCode } from '../src/errors.ts';
 import { loadPolicy } from '../src/policy/index.ts';
-import { checkBundle, generateSigningKey, parseBundle, readSidecar, signDigest, writeSidecar, type PrivateKeyInfo } from '../src/signing/index.ts';
+import { checkBundle, generateSigningKey, keyIdOf, parseBundle, readSidecar, signDigest, writeSidecar, type PrivateKeyInfo } from '../src/signing/index.ts';
 import { exampleTools } from './helpers/fixtures.ts';
 import { auditRecords, tempDir, testRuntime } from './helpers/runtime.ts';
 
@@ -83,6 +83,29 @@ test('the bundle is a Sigstore v0.3 bundle holding a DSSE in-toto statement abou
   const st = JSON.parse(Buffer.from(b.dsseEnvelope.payload, 'base64').toString()) as { _type: string; subject: Array<{ name: string; digest: { sha256: string } }> };
   assert.equal(st._type, 'https://in-toto.io/Statement/v1');
   assert.deepEqual(st.subject, [{ name: 'echo.wasm', digest: { sha256: echoHex } }]);
+});
+
+test('the Sigstore JS verifier accepts our bundles for both key types, and rejects a tampered one', async () => {
+  // sigstore-js is what npm verifies provenance with: if it accepts the bundle, so can any conforming client.
+  const { bundleFromJSON } = await import('@sigstore/bundle');
+  const { Verifier, toSignedEntity, toTrustMaterial } = await import('@sigstore/verify');
+  const artifact = readFileSync(echo);
+  for (const key of [alice, mallory]) {
+    const json = signDigest(echoHex, key, { name: 'echo.wasm' });
+    const root = { mediaType: 'application/vnd.dev.sigstore.trustedroot+json;version=0.1', tlogs: [], certificateAuthorities: [], ctlogs: [], timestampAuthorities: [] } as Parameters<typeof toTrustMaterial>[0];
+    const trust = toTrustMaterial(root, (hint: string) => {
+      assert.equal(hint, key.keyId, 'the bundle names its key');
+      return { publicKey: key.key, validFor: () => true };
+    });
+    // Key-based verification: no transparency log, no certificate, no timestamp authority.
+    const verifier = new Verifier(trust, { tlogThreshold: 0, ctlogThreshold: 0, tsaThreshold: 0 });
+    const signer = verifier.verify(toSignedEntity(bundleFromJSON(json), artifact));
+    assert.equal(keyIdOf(signer.key), key.keyId);
+    const sig = Buffer.from(json.dsseEnvelope.signatures[0]?.sig ?? '', 'base64');
+    sig.writeUInt8((sig[10] as number) ^ 1, 10);
+    const tampered = { ...json, dsseEnvelope: { ...json.dsseEnvelope, signatures: [{ sig: sig.toString('base64'), keyid: key.keyId }] } };
+    assert.throws(() => verifier.verify(toSignedEntity(bundleFromJSON(tampered), artifact)), /signature verification failed/);
+  }
 });
 
 test('registers a tool signed by a trusted key and audits digest, source and signer', async () => {

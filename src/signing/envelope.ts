@@ -3,8 +3,9 @@
  * SHA-256, signed as a DSSE envelope, carried in a Sigstore bundle (v0.3)
  * with key-based verification material (a public key hint, no certificate,
  * no transparency log entry). These are the published formats Sigstore
- * clients (cosign, sigstore-js) use for key-based attestations, so a bundle
- * can be checked outside Authority with the public key alone.
+ * clients use for key-based attestations: sigstore-js's verifier accepts
+ * these bundles with the public key alone (a test checks it), so they can be
+ * checked outside Authority.
  *
  * The signature covers DSSE's pre-authentication encoding (PAE) of the
  * payload type and payload, so neither can be swapped. Ed25519 signs the PAE
