@@ -467,3 +467,99 @@ test('authority mcp serves a tool straight from an oci:// reference, and refuses
     }
   }
 });
+
+/**
+ * A registry with the OCI 1.1 referrers API, of the test's own (in memory):
+ * distribution 2.8 has none, so this is what exercises the API path. Its
+ * blobs are served by a redirect to a second origin, which must never see
+ * the registry's credentials.
+ */
+async function referrersRegistry(storage: { seenAuth: string[] }): Promise<{ host: string; close: () => Promise<void> }> {
+  const blobs = new Map<string, Buffer>();
+  const manifests = new Map<string, { type: string; body: Buffer }>();
+  const auth = `Basic ${Buffer.from(`${USER}:${PASSWORD}`).toString('base64')}`;
+  const storageServer = await fakeRegistry((req, res) => {
+    storage.seenAuth.push(req.headers.authorization ?? '');
+    const body = blobs.get(new URL(req.url ?? '/', 'http://x').pathname.slice(1));
+    res.writeHead(body === undefined ? 404 : 200).end(body);
+  });
+  const api = await fakeRegistry((req, res) => {
+    if (req.headers.authorization !== auth) return void res.writeHead(401, { 'www-authenticate': 'Basic realm="fake"' }).end();
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const url = new URL(req.url ?? '/', `http://${req.headers.host}`);
+      const body = Buffer.concat(chunks);
+      let m: RegExpExecArray | null;
+      if ((m = /^\/v2\/(.+)\/blobs\/uploads\/$/.exec(url.pathname)) && req.method === 'POST') return void res.writeHead(202, { location: `/upload/${m[1]}` }).end();
+      if (url.pathname.startsWith('/upload/') && req.method === 'PUT') {
+        const digest = url.searchParams.get('digest') ?? '';
+        if (digestOf(body) !== digest) return void res.writeHead(400).end('{"errors":[{"code":"DIGEST_INVALID"}]}');
+        blobs.set(digest, body);
+        return void res.writeHead(201, { 'docker-content-digest': digest }).end();
+      }
+      if ((m = /^\/v2\/.+\/blobs\/(sha256:[0-9a-f]{64})$/.exec(url.pathname))) {
+        if (!blobs.has(m[1] as string)) return void res.writeHead(404).end();
+        if (req.method === 'HEAD') return void res.writeHead(200).end();
+        return void res.writeHead(307, { location: `http://${storageServer.host}/${m[1]}` }).end();
+      }
+      if ((m = /^\/v2\/.+\/manifests\/(.+)$/.exec(url.pathname))) {
+        const ref = m[1] as string;
+        if (req.method === 'PUT') {
+          const digest = digestOf(body);
+          const entry = { type: String(req.headers['content-type']), body };
+          manifests.set(digest, entry);
+          manifests.set(ref, entry);
+          const subject = (JSON.parse(body.toString()) as { subject?: { digest: string } }).subject;
+          return void res.writeHead(201, { 'docker-content-digest': digest, ...(subject === undefined ? {} : { 'oci-subject': subject.digest }) }).end();
+        }
+        const found = manifests.get(ref);
+        if (found === undefined) return void res.writeHead(404).end('{"errors":[{"code":"MANIFEST_UNKNOWN"}]}');
+        return void res.writeHead(200, { 'content-type': found.type, 'docker-content-digest': digestOf(found.body) }).end(found.body);
+      }
+      if ((m = /^\/v2\/.+\/referrers\/(sha256:[0-9a-f]{64})$/.exec(url.pathname))) {
+        const list = [...new Set([...manifests.values()])].flatMap(({ type, body }) => {
+          const doc = JSON.parse(body.toString()) as { subject?: { digest: string }; artifactType?: string };
+          return doc.subject?.digest === m?.[1] ? [{ mediaType: type, digest: digestOf(body), size: body.length, artifactType: doc.artifactType }] : [];
+        });
+        return void res.writeHead(200, { 'content-type': 'application/vnd.oci.image.index.v1+json' }).end(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: list }));
+      }
+      res.writeHead(404).end();
+    });
+  });
+  return {
+    host: api.host,
+    close: async () => {
+      for (const s of [api.server, storageServer.server]) {
+        s.closeAllConnections();
+        await new Promise((r) => s.close(r));
+      }
+    },
+  };
+}
+
+test('on a registry with the referrers API, signatures attach and are found through it, and redirected blobs get no credentials', async () => {
+  const storage = { seenAuth: [] as string[] };
+  const reg = await referrersRegistry(storage);
+  try {
+    const ref = `oci://${reg.host}/tools/echo:1`;
+    const env = { AUTHORITY_REGISTRY_USERNAME: USER, AUTHORITY_REGISTRY_PASSWORD: PASSWORD };
+    const c = plain(ref, env);
+    const pushed = await pushTool(c, parseReference(ref), echo);
+    const key = generateSigningKey('ed25519');
+    const size = (await c.getManifest('tools/echo', pushed.manifestDigest)).bytes.length;
+    const attached = await attachSignature(c, 'tools/echo', { digest: pushed.manifestDigest, size }, signDigest(echoDigest.slice(7), key));
+    assert.equal(attached.via, 'referrers-api');
+    // No fallback tag was written: the registry keeps the referrers itself.
+    assert.equal(await c.getIndexByTag('tools/echo', referrersTag(pushed.manifestDigest)), undefined);
+    const found = await fetchSignatures(plain(ref, env), 'tools/echo', pushed.manifestDigest);
+    assert.equal(found.via, 'referrers-api');
+    assert.deepEqual(found.bundles.map((b) => b.verificationMaterial.publicKey.hint), [key.keyId]);
+    const pulled = await pullTool(plain(ref, env), parseReference(ref), freshCache());
+    assert.deepEqual(pulled.bytes, echo);
+    assert.ok(storage.seenAuth.length >= 2, 'blobs were fetched from the storage origin');
+    assert.deepEqual([...new Set(storage.seenAuth)], [''], 'the storage origin never saw the registry credentials');
+  } finally {
+    await reg.close();
+  }
+});
