@@ -261,7 +261,7 @@ test('a registry that answers garbage gets E_REGISTRY_PROTOCOL or E_DIGEST_MISMA
   assert.equal(e.code, ErrorCode.REGISTRY_UNREACHABLE);
 });
 
-test('bearer token auth: the challenge is answered with a token fetched with the credentials', async () => {
+test('bearer token auth: the challenge is answered with a token fetched with the credentials, or exchanged for an identity token', async () => {
   const ref = `oci://${open.host}/tools/behind-token:1`;
   const pushed = await pushTool(plain(ref), parseReference(ref), echo);
   const token = 'tok-' + createHash('sha256').update(PASSWORD).digest('hex').slice(0, 16);
@@ -269,6 +269,18 @@ test('bearer token auth: the challenge is answered with a token fetched with the
   // A token service and an API front of the test's own, in front of the real registry.
   const front = await fakeRegistry((req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
+    if (url.pathname === '/token' && req.method === 'POST') {
+      // The OAuth2 refresh-token exchange a docker config's identitytoken gets.
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const form = new URLSearchParams(Buffer.concat(chunks).toString());
+        scopes.push(form.get('scope') ?? '');
+        const ok = form.get('grant_type') === 'refresh_token' && form.get('refresh_token') === PASSWORD && form.get('service') === 'test-registry';
+        res.writeHead(ok ? 200 : 401, { 'content-type': 'application/json' }).end(ok ? JSON.stringify({ access_token: token }) : '{}');
+      });
+      return;
+    }
     if (url.pathname === '/token') {
       scopes.push(url.searchParams.get('scope') ?? '');
       const ok = req.headers.authorization === `Basic ${Buffer.from(`${USER}:${PASSWORD}`).toString('base64')}`;
@@ -290,7 +302,11 @@ test('bearer token auth: the challenge is answered with a token fetched with the
     const pulled = await pullTool(plain(via, { AUTHORITY_REGISTRY_USERNAME: USER, AUTHORITY_REGISTRY_PASSWORD: PASSWORD }), parseReference(via), freshCache());
     assert.equal(pulled.manifestDigest, pushed.manifestDigest);
     assert.deepEqual(pulled.bytes, echo);
-    assert.ok(scopes.every((s) => s === 'repository:tools/behind-token:pull'), scopes.join(','));
+    const config = join(dir.path, 'identity-config.json');
+    writeFileSync(config, JSON.stringify({ auths: { [front.host]: { auth: Buffer.from('<token>:').toString('base64'), identitytoken: PASSWORD } } }));
+    const viaIdentity = await pullTool(plain(via, {}, config), parseReference(via), freshCache());
+    assert.equal(viaIdentity.manifestDigest, pushed.manifestDigest);
+    assert.ok(scopes.length >= 2 && scopes.every((s) => s === 'repository:tools/behind-token:pull'), scopes.join(','));
   } finally {
     front.server.closeAllConnections();
     await new Promise((r) => front.server.close(r));

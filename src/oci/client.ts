@@ -245,8 +245,17 @@ export class OciClient {
     url.searchParams.set('scope', challenge['scope'] ?? scope);
     const headers: Record<string, string> = { accept: 'application/json' };
     const creds = this.#opts.credentials;
-    if (creds !== undefined) headers['authorization'] = creds.basic();
-    const res = await this.#fetch(url, { method: 'GET', headers }, `token for ${what}`);
+    let res: Response;
+    if (creds?.identityToken === true) {
+      // An identity (refresh) token is exchanged with the OAuth2 form POST of the distribution token spec.
+      const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: creds.refreshToken(), client_id: 'authority-sandbox', scope: url.searchParams.get('scope') ?? scope });
+      if (challenge['service'] !== undefined) form.set('service', challenge['service']);
+      url.search = '';
+      res = await this.#fetch(url, { method: 'POST', headers: { ...headers, 'content-type': 'application/x-www-form-urlencoded' }, body: Buffer.from(form.toString()) }, `token for ${what}`);
+    } else {
+      if (creds !== undefined) headers['authorization'] = creds.basic();
+      res = await this.#fetch(url, { method: 'GET', headers }, `token for ${what}`);
+    }
     if (res.status === 401 || res.status === 403) {
       await res.body?.cancel().catch(() => {});
       throw new AuthorityError(ErrorCode.REGISTRY_UNAUTHORIZED, `the registry's token service refused ${creds === undefined ? 'an anonymous request (no credentials are configured)' : `the credentials from ${creds.source}`} for ${what}`, {
