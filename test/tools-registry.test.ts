@@ -32,7 +32,7 @@ import {
 } from '../src/oci/index.ts';
 import { generateSigningKey, signDigest } from '../src/signing/index.ts';
 import { exampleTools } from './helpers/fixtures.ts';
-import { startRegistry, type TestRegistry } from './helpers/oci-registry.ts';
+import { selfSignedCert, startRegistry, type TestRegistry } from './helpers/oci-registry.ts';
 import { auditRecords, tempDir, testRuntime } from './helpers/runtime.ts';
 
 const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'authority.js');
@@ -577,5 +577,32 @@ test('on a registry with the referrers API, signatures attach and are found thro
     assert.deepEqual([...new Set(storage.seenAuth)], [''], 'the storage origin never saw the registry credentials');
   } finally {
     await reg.close();
+  }
+});
+
+test('HTTPS is the default: a registry with a certificate the system trusts works, an untrusted one is refused, and basic auth rides on TLS', async () => {
+  const certs = selfSignedCert(dir.path);
+  const tls = await startRegistry({ tls: certs, auth: { user: USER, password: PASSWORD } });
+  try {
+    const ref = `oci://${tls.host}/secure/echo:1`;
+    const env = { AUTHORITY_DATA_DIR: join(dir.path, 'tls-data'), AUTHORITY_REGISTRY_USERNAME: USER, AUTHORITY_REGISTRY_PASSWORD: PASSWORD };
+    const untrusted = await cli(['tools', 'push', echoFile, ref, '--json'], env);
+    assert.equal(untrusted.code, 1, untrusted.stdout + untrusted.stderr);
+    const err = (JSON.parse(untrusted.stdout) as { error: { code: string; message: string } }).error;
+    assert.equal(err.code, ErrorCode.REGISTRY_UNREACHABLE);
+    assert.match(err.message, /https:\/\/127\.0\.0\.1:\d+ .*(SELF_SIGNED|self.signed|CERT)/i);
+    // The operator's CA store decides (NODE_EXTRA_CA_CERTS adds to it): nothing of ours relaxes certificate checks.
+    const trusted = { ...env, NODE_EXTRA_CA_CERTS: certs.cert };
+    const push = await cli(['tools', 'push', echoFile, ref, '--json'], trusted);
+    assert.equal(push.code, 0, push.stdout + push.stderr);
+    const pull = await cli(['tools', 'pull', ref, '--json'], trusted);
+    assert.equal(pull.code, 0, pull.stdout + pull.stderr);
+    assert.equal((JSON.parse(pull.stdout) as { componentDigest: string }).componentDigest, echoDigest);
+    // Plain HTTP to a TLS registry is a protocol error, not a silent downgrade.
+    const plainToTls = await cli(['tools', 'pull', ref, '--plain-http', '--json'], trusted);
+    assert.equal(plainToTls.code, 1);
+    assert.equal((JSON.parse(plainToTls.stdout) as { error: { code: string } }).error.code, ErrorCode.REGISTRY_PROTOCOL);
+  } finally {
+    await tls.stop();
   }
 });

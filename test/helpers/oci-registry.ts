@@ -16,14 +16,15 @@ import { tempDir } from './runtime.ts';
 
 const REGISTRY_BIN = '/usr/bin/docker-registry';
 const HTPASSWD_BIN = '/usr/bin/htpasswd';
-const INSTALL = 'apt-get update && apt-get install -y docker-registry apache2-utils';
+const OPENSSL_BIN = '/usr/bin/openssl';
+const INSTALL = 'apt-get update && apt-get install -y docker-registry apache2-utils openssl';
 const POLICY_RC = '/usr/sbin/policy-rc.d';
 
 let installed = false;
 
 /** Make sure the registry and htpasswd are installed (root: apt-get, without starting the package's service). */
 export function ensureRegistryInstalled(): void {
-  if (installed || (existsSync(REGISTRY_BIN) && existsSync(HTPASSWD_BIN))) {
+  if (installed || (existsSync(REGISTRY_BIN) && existsSync(HTPASSWD_BIN) && existsSync(OPENSSL_BIN))) {
     installed = true;
     return;
   }
@@ -67,7 +68,8 @@ async function waitUp(host: string, child: ChildProcess, log: () => string): Pro
     try {
       const res = await fetch(`http://${host}/v2/`, { signal: AbortSignal.timeout(1000) });
       await res.body?.cancel();
-      if (res.status === 200 || res.status === 401) return;
+      // Any HTTP answer means it listens (a TLS registry answers plain HTTP with 400).
+      if (res.status > 0) return;
     } catch {
       // not listening yet
     }
@@ -76,12 +78,26 @@ async function waitUp(host: string, child: ChildProcess, log: () => string): Pro
   throw new Error(`docker-registry did not come up on ${host}: ${log()}`);
 }
 
-/** Start a registry on loopback; with `auth`, it requires basic auth (htpasswd, bcrypt). */
-export async function startRegistry(opts: { auth?: { user: string; password: string } } = {}): Promise<TestRegistry> {
+/** A self-signed certificate for 127.0.0.1 (PEM files in `dir`). */
+export function selfSignedCert(dir: string): { cert: string; key: string } {
+  ensureRegistryInstalled();
+  const cert = join(dir, 'cert.pem');
+  const key = join(dir, 'key.pem');
+  execFileSync(
+    OPENSSL_BIN,
+    ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'],
+    { stdio: 'ignore' },
+  );
+  return { cert, key };
+}
+
+/** Start a registry on loopback; with `auth`, it requires basic auth (htpasswd, bcrypt); with `tls`, it speaks only HTTPS. */
+export async function startRegistry(opts: { auth?: { user: string; password: string }; tls?: { cert: string; key: string } } = {}): Promise<TestRegistry> {
   ensureRegistryInstalled();
   const dir = tempDir('authority-oci-');
   const storage = join(dir.path, 'storage');
   mkdirSync(storage);
+  const tlsBlock = opts.tls === undefined ? '' : `  tls:\n    certificate: ${opts.tls.cert}\n    key: ${opts.tls.key}\n`;
   let authBlock = '';
   if (opts.auth !== undefined) {
     const file = join(dir.path, 'htpasswd');
@@ -94,7 +110,7 @@ export async function startRegistry(opts: { auth?: { user: string; password: str
     const config = join(dir.path, 'config.yml');
     writeFileSync(
       config,
-      `version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: ${storage}\n  delete:\n    enabled: true\nhttp:\n  addr: ${host}\n  secret: ${randomBytes(16).toString('hex')}\n${authBlock}`,
+      `version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: ${storage}\n  delete:\n    enabled: true\nhttp:\n  addr: ${host}\n  secret: ${randomBytes(16).toString('hex')}\n${tlsBlock}${authBlock}`,
     );
     let output = '';
     const child = spawn(REGISTRY_BIN, ['serve', config], { stdio: ['ignore', 'pipe', 'pipe'] });
