@@ -298,3 +298,20 @@ test('tools keygen, sign and verify work on a local file, and verify names the w
   assert.equal(await main(['tools', 'verify', file, '--key', other], no.io), 1);
   assert.match(no.out(), /NOT verified .* signed by key [0-9a-f]{16}, which is not a trusted key/s);
 });
+
+test('tools sign refuses a file that is not a component, and tools push refuses a signature for other bytes before pushing anything', async () => {
+  const notWasm = join(dir.path, 'notes.wasm');
+  writeFileSync(notWasm, 'just text');
+  writeFileSync(join(dir.path, 'k.key'), alice.privateKey.export({ type: 'pkcs8', format: 'pem' }));
+  const signed = captureIO();
+  assert.equal(await main(['tools', 'sign', notWasm, '--key', join(dir.path, 'k.key'), '--json'], signed.io), 2);
+  assert.equal((JSON.parse(signed.out()) as { error: { code: string } }).error.code, ErrorCode.COMPONENT_INVALID);
+  const file = echoCopy('stale-sig');
+  writeFileSync(`${file}.sig`, JSON.stringify(signDigest('b'.repeat(64), alice)));
+  const pushed = captureIO();
+  // The refusal comes before any connection: no registry is needed (and none is reached).
+  assert.equal(await main(['tools', 'push', file, 'oci://127.0.0.1:9/tools/echo:1', '--plain-http', '--json'], pushed.io), 1);
+  const err = (JSON.parse(pushed.out()) as { error: { code: string; message: string } }).error;
+  assert.equal(err.code, ErrorCode.SIGNATURE_INVALID);
+  assert.match(err.message, /for another component; sign this one again/);
+});

@@ -9,6 +9,7 @@ import { dataPaths, resolveDataDir } from '../../data-dir.ts';
 import { AuthorityError, ErrorCode } from '../../errors.ts';
 import { BlobCache, attachSignature, clientFor, isOciReference, parseReference, pullTool, pullWithSignatures, pushTool, type OciReference } from '../../oci/index.ts';
 import { loadPolicyFile } from '../../policy/index.ts';
+import { isComponent } from '../../registry/binary.ts';
 import {
   KEY_TYPES,
   checkBundle,
@@ -91,6 +92,13 @@ async function push(positionals: string[], values: Values, io: CliIO): Promise<n
   const ref = parseReference(positionals[1] as string);
   const bytes = readComponent(file);
   const bundles = readSidecar(file);
+  const digestHex = hex(bytes);
+  // A signature about other bytes would only fail later, at every consumer: refuse it before anything is pushed.
+  for (const b of bundles) {
+    if (!describeBundle(b, `${file}.sig`).subjects.includes(digestHex)) {
+      throw new AuthorityError(ErrorCode.SIGNATURE_INVALID, `${file}.sig holds a signature by key ${b.verificationMaterial.publicKey.hint.slice(0, 16)} for another component; sign this one again (authority tools sign)`, { data: { file: `${file}.sig` } });
+    }
+  }
   const c = client(ref, values, io);
   const pushed = await pushTool(c, ref, bytes);
   const manifestSize = (await c.getManifest(ref.repository, pushed.manifestDigest)).bytes.length;
@@ -155,7 +163,9 @@ async function sign(positionals: string[], values: Values, io: CliIO): Promise<n
   const target = positionals[0] as string;
   if (!isOciReference(target)) {
     const file = resolve(io.cwd, target);
-    const digestHex = hex(readComponent(file));
+    const bytes = readComponent(file);
+    if (!isComponent(bytes)) throw new AuthorityError(ErrorCode.COMPONENT_INVALID, `${file} is not a WebAssembly component`, { data: { file } });
+    const digestHex = hex(bytes);
     const bundle = signDigest(digestHex, key, { name: file.split('/').pop() });
     const sig = writeSidecar(file, bundle);
     emit(io, values.json, { ok: true, file, componentDigest: `sha256:${digestHex}`, keyId: key.keyId, signature: sig }, `signed sha256:${digestHex} with key ${key.keyId}\n  wrote ${sig}`);
