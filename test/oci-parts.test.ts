@@ -108,3 +108,32 @@ test('a manifest or bundle of the wrong shape is refused with its own code, nami
     assert.throws(() => parseBundle(JSON.stringify(doc), 'x.sig'), (e: unknown) => e instanceof AuthorityError && e.code === ErrorCode.SIGNATURE_INVALID && why.test(e.message), JSON.stringify(doc));
   }
 });
+
+test('hostile input to the parsers yields their own error code, never a crash or another error', async () => {
+  const fc = (await import('fast-check')).default;
+  const only = (code: string, f: () => unknown): void => {
+    try {
+      f();
+    } catch (e) {
+      if (!(e instanceof AuthorityError) || e.code !== code) throw e;
+    }
+  };
+  const jsonish = fc.oneof(fc.string(), fc.json(), fc.jsonValue().map((v) => JSON.stringify(v)), fc.constant('{"schemaVersion":2,"config":{},"layers":[{}]}'));
+  fc.assert(fc.property(fc.string(), (s) => only(ErrorCode.USAGE, () => parseReference(`oci://${s}`))), { numRuns: 2000 });
+  fc.assert(fc.property(fc.string(), (s) => void parseChallenge(s)), { numRuns: 2000 });
+  fc.assert(fc.property(jsonish, (s) => only(ErrorCode.REGISTRY_PROTOCOL, () => parseManifest(Buffer.from(s)))), { numRuns: 2000 });
+  fc.assert(fc.property(jsonish, (s) => only(ErrorCode.SIGNATURE_INVALID, () => parseBundle(s, 'x'))), { numRuns: 2000 });
+  // A bundle of the right shape with hostile contents: parse, then check against a key; never throws but E_SIGNATURE_INVALID.
+  const { checkBundle, generateSigningKey } = await import('../src/signing/index.ts');
+  const key = generateSigningKey('ed25519');
+  fc.assert(
+    fc.property(fc.base64String(), fc.base64String({ minLength: 4 }), fc.string(), (payload, sig, hint) => {
+      const doc = { mediaType: 'application/vnd.dev.sigstore.bundle.v0.3+json', verificationMaterial: { publicKey: { hint } }, dsseEnvelope: { payloadType: 'application/vnd.in-toto+json', payload, signatures: [{ sig }] } };
+      only(ErrorCode.SIGNATURE_INVALID, () => {
+        const r = checkBundle(parseBundle(JSON.stringify(doc), 'x'), 'a'.repeat(64), [key]);
+        assert.equal(r.ok, false);
+      });
+    }),
+    { numRuns: 1000 },
+  );
+});
