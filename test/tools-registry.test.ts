@@ -606,3 +606,41 @@ test('HTTPS is the default: a registry with a certificate the system trusts work
     await tls.stop();
   }
 });
+
+test('pulls a component laid out as the component ecosystem pushes it (wkg-style manifest with annotations)', async () => {
+  const ref = `oci://${open.host}/ecosystem/echo:0.1.0`;
+  const c = plain(ref);
+  // What wasm-pkg-tools writes: a wasm config with the component's world, an annotated manifest.
+  const config = Buffer.from(
+    JSON.stringify({
+      created: '2026-01-01T00:00:00Z',
+      author: null,
+      architecture: 'wasm',
+      os: 'wasip2',
+      layerDigests: [echoDigest],
+      component: { exports: ['describe', 'run'], imports: ['authority:sandbox/types@0.1.0'], target: 'authority:sandbox/tool@0.1.0' },
+    }),
+  );
+  const layer = await c.pushBlob('ecosystem/echo', echo);
+  const cfg = await c.pushBlob('ecosystem/echo', config);
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: { mediaType: WASM_CONFIG_MEDIA_TYPE, digest: cfg.digest, size: cfg.size },
+      layers: [{ mediaType: WASM_LAYER_MEDIA_TYPE, digest: layer.digest, size: layer.size, annotations: { 'org.opencontainers.image.title': 'echo.wasm' } }],
+      annotations: { 'org.opencontainers.image.version': '0.1.0', 'org.opencontainers.image.description': 'echo' },
+    }),
+  );
+  await c.putManifest('ecosystem/echo', '0.1.0', manifest, 'application/vnd.oci.image.manifest.v1+json');
+  const pulled = await pullTool(plain(ref), parseReference(ref), freshCache());
+  assert.deepEqual(pulled.bytes, echo);
+  assert.equal(pulled.manifestDigest, digestOf(manifest));
+
+  // And one with two layers, or a config of another kind, is not taken for a tool.
+  const image = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: cfg.digest, size: cfg.size }, layers: [{ mediaType: WASM_LAYER_MEDIA_TYPE, digest: layer.digest, size: layer.size }] }));
+  await c.putManifest('ecosystem/echo', 'container', image, 'application/vnd.oci.image.manifest.v1+json');
+  const e = await refusal(pullTool(plain(ref), parseReference(`oci://${open.host}/ecosystem/echo:container`), freshCache()));
+  assert.equal(e.code, ErrorCode.COMPONENT_INVALID);
+  assert.match(e.message, /config media type is "application\/vnd\.oci\.image\.config\.v1\+json"/);
+});
