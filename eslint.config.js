@@ -25,8 +25,9 @@ export default tseslint.config(
     // Only src/host/ touches the network for a guest; everything else reaches it through the gate.
     // src/serve/ is the server agents call (it listens; no guest reaches the network through it).
     files: ['src/**/*.ts'],
-    // The console serves the operator on loopback; it never acts for a guest.
-    ignores: ['src/host/**', 'src/cli/**', 'src/demo/**', 'src/console/**', 'src/serve/**'],
+    // The console serves the operator on loopback; it never acts for a guest. src/oci/ is the
+    // operator's registry client (push, pull): no guest can reach it.
+    ignores: ['src/host/**', 'src/cli/**', 'src/demo/**', 'src/console/**', 'src/serve/**', 'src/oci/**'],
     rules: {
       'no-restricted-imports': ['error', { paths: networkModules.map((name) => ({ name, message: 'Network access belongs in src/host/, behind the gate.' })) }],
       'no-restricted-globals': ['error', { name: 'fetch', message: 'Network access belongs in src/host/, behind the gate.' }],

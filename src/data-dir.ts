@@ -35,6 +35,8 @@ export function dataPaths(dataDir: string) {
     checkpointDir: resolve(dataDir, 'checkpoints'),
     auditSigningKey: resolve(dataDir, 'audit-signing-key.pem'),
     cacheDir: resolve(dataDir, 'cache'),
+    /** Pulled registry content, by digest (`authority tools pull`). */
+    ociCache: resolve(dataDir, 'oci'),
     toolsDir: resolve(dataDir, 'tools'),
     /** Pre-images of the files runs changed, kept so a run can be undone. */
     undoDir: resolve(dataDir, 'undo'),

@@ -44,6 +44,7 @@ import { DEFAULT_LIMITS, InputSchemas, Registry, toInfo, validLimits, type Regis
 import { defaultLogger, invocationInput, resolvePolicy, validateRuntimeOptions, type InvokeOptions, type InvokeResult, type InvokeStats, type RuntimeOptions } from './runtime-options.ts';
 import { endMessage, invocationError, invokeStats, runEnding, type Ending } from './run-end.ts';
 import { Slots, WorkerPool, type RunOutcome } from './sandbox/index.ts';
+import { checkProvenance, readSidecar, type Provenance, type ProvenanceResult } from './signing/index.ts';
 
 export { DEFAULT_POLICY_NAME };
 export type { ApprovalDecision, ApprovalRequest, Approver } from './gate/index.ts';
@@ -296,20 +297,56 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
    * import, if it imports anything outside authority:sandbox; its
    * self-description is read in the sandbox.
    */
-  async register(component: string | Uint8Array, opts: RegisterOptions = {}): Promise<ToolInfo> {
+  async register(component: string | Uint8Array, opts: RegisterOptions & Provenance = {}): Promise<ToolInfo> {
     this.#assertOpen();
     const limits = { ...this.#opts.limits, ...opts.limits };
+    const source = typeof component === 'string' ? component : opts.source;
     try {
-      const tool = await this.#registry.register(component, { ...opts, limits });
+      // Signatures beside a file travel with it; bytes bring their own.
+      const bundles = opts.signatures ?? (typeof component === 'string' ? readSidecar(component) : []);
+      let provenance: ProvenanceResult | undefined;
+      const tool = await this.#registry.register(component, {
+        ...opts,
+        limits,
+        admit: (t) => {
+          provenance = checkProvenance(this.#policy, t, bundles, source);
+        },
+      });
       this.#schemas.forget(tool.digest);
       this.#slots.set(tool.name, new Slots(tool.limits.maxConcurrency, tool.limits.maxQueued));
-      await this.#record({ kind: 'tool.register', tool: tool.name, toolDigest: `sha256:${tool.digest}`, decision: 'allow', code: 'ok', detail: { imports: tool.imports, bytes: tool.size } });
+      const signer = provenance?.decision.signer;
+      await this.#record({
+        kind: 'tool.register',
+        tool: tool.name,
+        toolDigest: `sha256:${tool.digest}`,
+        decision: 'allow',
+        code: 'ok',
+        reason: provenance?.decision.reason.slice(0, 1024),
+        detail: {
+          imports: tool.imports,
+          bytes: tool.size,
+          ...(source === undefined ? {} : { source: source.slice(0, 512) }),
+          ...(opts.reference === undefined ? {} : { reference: opts.reference.slice(0, 512) }),
+          signatures: bundles.length,
+          ...(signer === undefined ? {} : { signer }),
+        },
+      });
       this.#pool.prepare(tool.compiled, 1);
       return toInfo(tool);
     } catch (e) {
       const err = e instanceof AuthorityError ? e : new AuthorityError(ErrorCode.COMPONENT_INVALID, (e as Error).message, { cause: e });
+      const named = typeof err.data?.['tool'] === 'string' ? { tool: err.data['tool'] } : {};
+      const digest = typeof err.data?.['digest'] === 'string' ? { toolDigest: err.data['digest'] } : {};
       await this.#audit
-        .append({ kind: 'tool.register', decision: 'deny', code: err.code, reason: err.message.slice(0, 1024), detail: typeof component === 'string' ? { source: component.slice(0, 512) } : {} })
+        .append({
+          kind: 'tool.register',
+          ...named,
+          ...digest,
+          decision: 'deny',
+          code: err.code,
+          reason: err.message.slice(0, 1024),
+          detail: { ...(source === undefined ? {} : { source: source.slice(0, 512) }), ...(opts.reference === undefined ? {} : { reference: opts.reference.slice(0, 512) }) },
+        })
         .catch(() => {});
       throw err;
     }

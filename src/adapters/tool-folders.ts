@@ -119,7 +119,9 @@ export class ToolFolders {
         const file = join(dir, n);
         try {
           const st = await stat(file);
-          if (st.isFile()) found.set(file, `${st.size}:${st.mtimeMs}:${st.ino}`);
+          // A signature added or changed beside a component (`<file>.sig`) is a new registration too.
+          const sig = await stat(`${file}.sig`).then((x) => `:${x.size}:${x.mtimeMs}:${x.ino}`, () => '');
+          if (st.isFile()) found.set(file, `${st.size}:${st.mtimeMs}:${st.ino}${sig}`);
         } catch {
           // Gone between readdir and stat: the next scan sees it missing.
         }

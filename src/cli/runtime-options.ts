@@ -8,6 +8,8 @@ import pino from 'pino';
 import { dataPaths, resolveDataDir } from '../data-dir.ts';
 import { AuthorityError, ErrorCode } from '../errors.ts';
 import { SecretStore } from '../host/index.ts';
+import { isOciReference } from '../oci/reference.ts';
+import type { ToolInfo } from '../registry/index.ts';
 import { createRuntime, type Runtime, type RuntimeOptions } from '../runtime.ts';
 import type { CliIO } from './types.ts';
 
@@ -17,6 +19,8 @@ export const RUNTIME_FLAGS = {
   tools: { type: 'string', multiple: true },
   'secret-env': { type: 'string', multiple: true },
   'log-level': { type: 'string' },
+  'plain-http': { type: 'boolean', default: false },
+  'registry-config': { type: 'string' },
   json: { type: 'boolean', default: false },
 } as const;
 
@@ -25,6 +29,8 @@ export const RUNTIME_FLAGS_HELP = `  --data-dir DIR       state folder (default 
   --tools DIR          folder of tool components (*.wasm); repeatable (default <data-dir>/tools)
   --secret-env N=VAR   secret N from environment variable VAR; repeatable
   --log-level LEVEL    pino level on stderr (default warn)
+  --plain-http         reach oci:// registries over HTTP, not HTTPS (loopback or known-insecure ones)
+  --registry-config F  docker-style config.json with registry "auths" (see authority tools --help)
   --json               print exactly one JSON document on stdout`;
 
 export interface RuntimeFlags {
@@ -33,6 +39,8 @@ export interface RuntimeFlags {
   tools?: string[] | undefined;
   'secret-env'?: string[] | undefined;
   'log-level'?: string | undefined;
+  'plain-http'?: boolean | undefined;
+  'registry-config'?: string | undefined;
 }
 
 function secretEnv(pairs: readonly string[]): Record<string, { env: string }> {
@@ -88,4 +96,22 @@ export function resolveToolArg(arg: string, flags: RuntimeFlags, io: CliIO): str
     if (existsSync(candidate)) return candidate;
   }
   throw new AuthorityError(ErrorCode.TOOL_NOT_FOUND, `no tool named ${arg}: pass a .wasm path, or put ${arg}.wasm in ${toolDirs(flags, io).join(' or ')} (--tools DIR)`);
+}
+
+/**
+ * Register a tool argument: an `oci://` reference is pulled (digests and
+ * signatures checked) with the registry code loaded only then; anything else
+ * is a path or a name in the tool folders.
+ */
+export async function registerToolArg(runtime: Runtime, arg: string, flags: RuntimeFlags, io: CliIO): Promise<ToolInfo> {
+  if (!isOciReference(arg)) return runtime.register(resolveToolArg(arg, flags, io));
+  const { registerReference } = await import('../oci/register.ts');
+  const tool = await registerReference(runtime, arg, registryAccess(flags, io));
+  const { pulled: _pulled, ...info } = tool;
+  return info;
+}
+
+/** How `--plain-http` and `--registry-config` say registries are reached. */
+export function registryAccess(flags: RuntimeFlags, io: CliIO): { plainHttp: boolean; configFile: string | undefined; env: CliIO['env'] } {
+  return { plainHttp: flags['plain-http'] === true, configFile: flags['registry-config'] === undefined ? undefined : resolve(io.cwd, flags['registry-config']), env: io.env };
 }

@@ -21,6 +21,7 @@ export {
   type ApprovalSubject,
 } from './policy.ts';
 export { PolicySchema, POLICY_VERSION, DEFAULT_APPROVAL_TIMEOUT_MS, MAX_RULES, TOOL_NAME, SECRET_NAME, CAP_CEILINGS, parseBytes } from './schema.ts';
+export { decideTrust, trustedKeys, NO_TRUST, type ToolTrust, type TrustRule, type TrustSubject, type TrustDecision } from './trust.ts';
 export { canonicalisePath, resolvePath, resolvePathSync, MAX_PATH_BYTES, MAX_SYMLINK_HOPS, type ResolveOptions } from './paths.ts';
 export { canonicaliseUrl, canonicaliseHostName, isLoopbackName, MAX_URL_LENGTH, type CanonicalUrl, type HostKind } from './url.ts';
 export {

@@ -17,6 +17,7 @@ import { formatOrigin, hostMatches, parseHostPattern } from './net-rules.ts';
 import { PathRuleSet, type PathRuleHit } from './path-rules.ts';
 import { DEFAULT_CAPS, Policy, type PolicyIssue, type SecretEntry } from './policy.ts';
 import { DEFAULT_APPROVAL_TIMEOUT_MS, PolicySchema, type Parsed, type ParsedPolicy } from './schema.ts';
+import type { ToolTrust } from './trust.ts';
 import { canonicaliseUrl } from './url.ts';
 
 /** Largest policy file read. */
@@ -107,6 +108,7 @@ const KNOWN_KEYS: Readonly<Record<string, readonly string[]>> = {
   net: Object.keys(PolicySchema.shape.net.unwrap().shape),
   'net.connect[]': ['url', 'methods', 'resolves_to'],
   'secrets.*': ['hosts', 'reveal'],
+  'tools.trust[]': ['tools', 'keys'],
   tools: Object.keys(PolicySchema.shape.tools.unwrap().shape),
   limits: Object.keys(PolicySchema.shape.limits.unwrap().shape),
   'limits.*': ['rate', 'burst'],
@@ -121,6 +123,7 @@ function keysAt(path: JsonPath): readonly string[] | undefined {
   if (path.length === 0) return KNOWN_KEYS[''];
   if (a === 'net' && b === 'connect' && path.length === 3) return KNOWN_KEYS['net.connect[]'];
   if (a === 'secrets' && path.length === 2) return KNOWN_KEYS['secrets.*'];
+  if (a === 'tools' && b === 'trust' && path.length === 3) return KNOWN_KEYS['tools.trust[]'];
   if (a === 'limits' && b === 'hosts' && c !== undefined && path.length === 3) return KNOWN_KEYS['limits.*'];
   if (a === 'limits' && path.length === 2) return KNOWN_KEYS['limits.*'];
   if (a === 'budgets' && b === 'shared' && path.length === 2) return KNOWN_KEYS['budgets.shared'];
@@ -232,6 +235,10 @@ function build(document: unknown, source: string | undefined, located: Located |
   const toolsDeny = globs(['tools', 'deny'], doc.tools?.deny);
   const approvalTools = globs(['approvals', 'tools'], doc.approvals?.tools);
   const undoTools = globs(['undo', 'tools'], doc.undo?.tools);
+  const toolTrust: ToolTrust = Object.freeze({
+    rules: Object.freeze((doc.tools?.trust ?? []).map((r, i) => Object.freeze({ tools: Object.freeze(globs(['tools', 'trust', i, 'tools'], r.tools)), keys: Object.freeze([...r.keys]) }))),
+    pins: lockMap(new Map(Object.entries(doc.tools?.pin ?? {}))),
+  });
   const readSet = new PathRuleSet(fsRead, true);
   const writeSet = new PathRuleSet(fsWrite, false);
   const denySet = new PathRuleSet(fsDeny, true);
@@ -292,6 +299,7 @@ function build(document: unknown, source: string | undefined, located: Located |
     secrets,
     toolsAllow: Object.freeze(toolsAllow),
     toolsDeny: Object.freeze(toolsDeny),
+    toolTrust,
     limits,
     runBudgets: Object.freeze({ ...runBudgets, wall_time_ms }) as BudgetLimits & { wall_time_ms?: number },
     sharedBudgets: Object.freeze({ ...(shared ?? {}) }),

@@ -9,6 +9,8 @@ import { HOST_OPS, type Decision, type FsHostOp, type HostCall, type HostOp } fr
 import type { BudgetLimits, LimiterConfig, RateLimits } from '../limits/limiter.ts';
 import type { CompiledNameGlob } from './glob.ts';
 import { PathView, nameGlobMatches } from './glob.ts';
+import type { PublicKeyInfo } from '../signing/keys.ts';
+import { NO_TRUST, decideTrust, trustedKeys, type ToolTrust, type TrustDecision, type TrustSubject } from './trust.ts';
 import { classifyIp, parseIp, sameIp, unmapIp, type AddressInfo } from './ip.ts';
 import { METHOD, formatOrigin, hostMatches, namesAddress, originMatches, type NetRule, type SecretHost } from './net-rules.ts';
 import type { PathRuleHit, PathRuleSet } from './path-rules.ts';
@@ -109,6 +111,8 @@ export interface CompiledPolicy {
   readonly secrets: ReadonlyMap<string, SecretEntry>;
   readonly toolsAllow: readonly CompiledNameGlob[];
   readonly toolsDeny: readonly CompiledNameGlob[];
+  /** `tools.trust` and `tools.pin`. */
+  readonly toolTrust?: ToolTrust | undefined;
   readonly limits: RateLimits;
   readonly runBudgets: BudgetLimits & { readonly wall_time_ms?: number | undefined };
   readonly sharedBudgets: BudgetLimits;
@@ -452,6 +456,32 @@ export class Policy {
   }
 
   // -------------------------------------------------------------- tools
+
+  /**
+   * May this component be registered under this name? Decided on the
+   * policy's `tools.pin` and `tools.trust`, given the keys whose signatures
+   * over the digest verified (see {@link trustedKeys}).
+   *
+   * @example
+   * ```ts
+   * policy.decideTrust({ name: 'echo', digest: 'sha256:...', signers: [] });
+   * // deny E_TOOL_UNSIGNED: "tools.trust[0].tools[0] '*' matches echo, so it must be signed by ..."
+   * ```
+   */
+  decideTrust(subject: TrustSubject): TrustDecision {
+    return decideTrust(this.#c.toolTrust ?? NO_TRUST, subject);
+  }
+
+  /** The public keys `tools.trust` names: tool signatures are verified against these. */
+  trustedKeys(): PublicKeyInfo[] {
+    return trustedKeys(this.#c.toolTrust ?? NO_TRUST);
+  }
+
+  /** Whether the policy says anything about provenance (`tools.trust` or `tools.pin`). */
+  get checksProvenance(): boolean {
+    const t = this.#c.toolTrust;
+    return t !== undefined && (t.rules.length > 0 || t.pins.size > 0);
+  }
 
   #decideTool(name: string): PolicyDecision {
     const cached = this.#toolCache.get(name);

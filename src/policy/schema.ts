@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { HOST_OPS, SECRET_NAME, TOOL_NAME, type HostOp } from '../host-call.ts';
 import { parseRate, type RateSpec } from '../limits/rate.ts';
 import { compileNameGlob, compilePathGlob, type CompiledNameGlob, type CompiledPathGlob } from './glob.ts';
+import { parsePublicKey, type PublicKeyInfo } from '../signing/keys.ts';
 import { parseHostPattern, parseNetRule, parseSecretHost, type NetRule, type SecretHost } from './net-rules.ts';
 
 /** The only policy format version so far. */
@@ -101,6 +102,23 @@ const toolGlob = leaf((v): Parsed<CompiledNameGlob> | { problem: string } => {
   const r = compileNameGlob(v, isToolName, /^[A-Za-z0-9_-]*$/, '[A-Za-z0-9_-]{1,64}');
   if (r.value === undefined) return problem(r.errors.join('; '));
   return { value: r.value, warnings: r.warnings };
+});
+
+const publicKey = leaf((v): PublicKeyInfo | { problem: string } => {
+  if (typeof v !== 'string') return problem(`expected a PEM public key ("-----BEGIN PUBLIC KEY-----\\n..."), got ${typeName(v)}`);
+  try {
+    return parsePublicKey(v, 'key');
+  } catch (e) {
+    return problem((e as Error).message.replace(/^key: /, ''));
+  }
+});
+
+const DIGEST = /^sha256:[0-9a-f]{64}$/;
+const componentDigest = leaf((v) => (typeof v === 'string' && DIGEST.test(v) ? v : problem(`expected a component digest "sha256:<64 lowercase hex>", got ${JSON.stringify(v) ?? typeName(v)}`)));
+
+const trustRule = z.strictObject({
+  tools: list(toolGlob, 'tool names or globs').min(1, { error: 'name at least one tool or glob' }),
+  keys: list(publicKey, 'PEM public keys').min(1, { error: 'list at least one public key' }),
 });
 
 const netRuleString = leaf((v): NetRule | { problem: string } => {
@@ -225,6 +243,8 @@ export const PolicySchema = z.strictObject({
     .strictObject({
       allow: list(toolGlob, 'tool names or globs').optional(),
       deny: list(toolGlob, 'tool names or globs').optional(),
+      trust: list(trustRule, 'trust rules').optional(),
+      pin: z.record(z.string().regex(TOOL_NAME, { error: 'a tool name is [A-Za-z0-9_-]{1,64}' }), componentDigest).optional(),
     })
     .optional(),
   limits: z

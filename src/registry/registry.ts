@@ -80,6 +80,11 @@ export interface RegisterOptions {
   limits?: Partial<ToolLimits>;
   /** Where the bytes came from, for `tools list` and the audit log. */
   source?: string;
+  /**
+   * Called once the tool's name and digest are known, before it is added:
+   * throw to refuse it (provenance rules, see the runtime).
+   */
+  admit?: (tool: { name: string; digest: string }) => void | Promise<void>;
 }
 
 /** Check a component's imports; throws E_COMPONENT_IMPORT naming the first one not allowed. */
@@ -226,6 +231,7 @@ export class Registry extends EventEmitter<RegistryEvents> {
     checkImportTypes(bytes, await sandboxTypes(this.#cacheDir));
     const compiled = await compileComponent(bytes, digest, { cacheDir: this.#cacheDir, maxMemoryBytes: limits.maxMemoryBytes, maxTableElements: limits.maxTableElements });
     const described = parseDescription(await this.#describe(compiled, limits));
+    await opts.admit?.({ name: described.name, digest });
     const tool: RegisteredTool = Object.freeze({
       ...described,
       digest,

@@ -5,15 +5,18 @@ import { Writable } from 'node:stream';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import { createMcpServer, loadGrantsFile, mintGrants, watchToolFolders, type GrantClaim, type McpSession, type ToolFolders } from '../../adapters/mcp.ts';
 import { dataPaths, haltReason, resolveDataDir } from '../../data-dir.ts';
-import { AuthorityError, ErrorCode } from '../../errors.ts';
+import { AuthorityError, ErrorCode, toAuthorityError } from '../../errors.ts';
+import { isOciReference } from '../../oci/reference.ts';
 import type { Runtime } from '../../runtime.ts';
 import { fail, parse, usageError } from '../output.ts';
-import { openRuntime, RUNTIME_FLAGS, RUNTIME_FLAGS_HELP, toolDirs } from '../runtime-options.ts';
+import { openRuntime, registerToolArg, RUNTIME_FLAGS, RUNTIME_FLAGS_HELP, toolDirs } from '../runtime-options.ts';
 import { EXIT_FAIL, EXIT_OK, type CliIO, type Command } from '../types.ts';
 
-const USAGE = `usage: authority mcp [--tools DIR]... [--policy FILE] [--grants FILE] [options]
+const USAGE = `usage: authority mcp [--tools DIR|oci://REF]... [--policy FILE] [--grants FILE] [options]
 
-Serves every tool component (*.wasm) in the tool folders over MCP on stdio.
+Serves every tool component (*.wasm) in the tool folders, and each
+oci:// reference given with --tools (pulled at start, signatures checked),
+over MCP on stdio.
 stdout is the MCP channel; everything else (logs, notes) goes to stderr.
 Components added, replaced or removed in the folders while it runs are
 registered or dropped, and the client is sent tools/list_changed.
@@ -133,9 +136,20 @@ async function serve(argv: string[], io: CliIO): Promise<number> {
   const cleanups: Array<() => void> = [() => halt.close()];
   try {
     const grants = mintGrants(runtime, claims, { runId });
-    const dirs = toolDirs(values, io);
+    // --tools takes folders and oci:// references; references are pulled and registered once, at start.
+    const refs = (values.tools ?? []).filter(isOciReference);
+    const folderArgs = (values.tools ?? []).filter((t) => !isOciReference(t));
+    const dirs = refs.length > 0 && folderArgs.length === 0 ? [] : toolDirs({ ...values, tools: folderArgs }, io);
     folders = await watchToolFolders(runtime, dirs, { logger: io.log });
     for (const r of folders.refused) io.err(`authority mcp: refused ${r.file}: ${r.error.code}: ${r.error.message}\n`);
+    for (const ref of refs) {
+      try {
+        await registerToolArg(runtime, ref, values, io);
+      } catch (e) {
+        const err = toAuthorityError(e);
+        io.err(`authority mcp: refused ${ref}: ${err.code}: ${err.message}\n`);
+      }
+    }
 
     stdout = claimStdout();
     session = createMcpServer(runtime, { grants, runId, logger: io.log });
@@ -156,7 +170,7 @@ async function serve(argv: string[], io: CliIO): Promise<number> {
       void (session as McpSession).closed.then(() => res({ why: 'closed', reason: 'the transport closed' }));
     });
     await session.connect(new StdioServerTransport(process.stdin, stdout.channel));
-    io.err(`authority mcp: serving ${runtime.tools().length} tool(s) from ${dirs.join(', ')}; run ${runId}; ${grants.length} grant(s); policy ${runtime.policy.name ?? runtime.policy.digest.slice(0, 16)}; stop switch ${haltFile}\n`);
+    io.err(`authority mcp: serving ${runtime.tools().length} tool(s) from ${[...dirs, ...refs].join(', ')}; run ${runId}; ${grants.length} grant(s); policy ${runtime.policy.name ?? runtime.policy.digest.slice(0, 16)}; stop switch ${haltFile}\n`);
 
     const end = await ended;
     if (end.why !== 'closed') {

@@ -24,6 +24,9 @@ test      Decide one request against FILE and print the decision and its reason.
             secrets.get  --target NAME
             secrets.use  --target NAME --url URL  (may {{secret:NAME}} be sent to URL?)
             tool.invoke  --target NAME
+            tool.register --target NAME (--digest sha256:HEX [--signer KEYID]... | --component FILE)
+                         may a component be registered under NAME (tools.pin, tools.trust)?
+                         --component hashes FILE and verifies FILE.sig against the policy's keys
           An http test never resolves names or connects; for an IP literal host it
           also runs the address check the host runs on every resolved address.
 `;
@@ -80,6 +83,9 @@ async function test(argv: string[], io: CliIO): Promise<number> {
       method: { type: 'string' },
       url: { type: 'string' },
       resolve: { type: 'boolean' },
+      digest: { type: 'string' },
+      signer: { type: 'string', multiple: true },
+      component: { type: 'string' },
     },
     allowPositionals: true,
     strict: true,
@@ -87,6 +93,11 @@ async function test(argv: string[], io: CliIO): Promise<number> {
   const json = values.json === true;
   const file = single(positionals, 'test');
   const op = values.op;
+  if (op === 'tool.register') {
+    if (values.target === undefined) throw usageError('--target NAME is required');
+    return trustTest(file, values.target, values, io);
+  }
+  if (values.digest !== undefined || values.signer !== undefined || values.component !== undefined) throw usageError('--digest, --signer and --component apply to --op tool.register only');
   if (op === undefined || !(POLICY_OPS as readonly string[]).includes(op)) throw usageError(`--op must be one of: ${POLICY_OPS.join(', ')}`);
   if (values.target === undefined) throw usageError('--target is required');
   if (values.method !== undefined && op !== 'http.fetch') throw usageError('--method applies to --op http.fetch only');
@@ -106,6 +117,35 @@ async function test(argv: string[], io: CliIO): Promise<number> {
   if (address !== undefined) lines.push(`address check: ${describe(address)}`);
   emit(io, json, doc, lines.join('\n'));
   return allowed ? EXIT_OK : EXIT_FAIL;
+}
+
+/** Explain a provenance decision: which pin or trust rule applies, and what would satisfy it. */
+async function trustTest(file: string, name: string, values: { digest?: string | undefined; signer?: string[] | undefined; component?: string | undefined; json?: boolean | undefined }, io: CliIO): Promise<number> {
+  const { policy } = await loadPolicyFile(file);
+  let digest = values.digest;
+  let signers = values.signer ?? [];
+  let rejected: string[] = [];
+  if (values.component !== undefined) {
+    if (digest !== undefined || values.signer !== undefined) throw usageError('--component gives the digest and the signers; do not add --digest or --signer');
+    const { readFileSync } = await import('node:fs');
+    const { createHash } = await import('node:crypto');
+    const { checkBundle, readSidecar } = await import('../../signing/index.ts');
+    let bytes: Buffer;
+    try {
+      bytes = readFileSync(values.component);
+    } catch (e) {
+      throw new AuthorityError(ErrorCode.TOOL_NOT_FOUND, `cannot read ${values.component}: ${(e as Error).message}`);
+    }
+    const hex = createHash('sha256').update(bytes).digest('hex');
+    digest = `sha256:${hex}`;
+    const checks = readSidecar(values.component).map((b) => checkBundle(b, hex, policy.trustedKeys()));
+    signers = checks.flatMap((c) => (c.ok ? [c.keyId] : []));
+    rejected = checks.flatMap((c) => (c.ok ? [] : [c.message]));
+  }
+  if (digest === undefined || !/^sha256:[0-9a-f]{64}$/.test(digest)) throw usageError('--op tool.register needs --digest sha256:<64 hex> or --component FILE');
+  const decision = policy.decideTrust({ name, digest, signers, rejected });
+  emit(io, values.json === true, { allow: decision.allow, op: 'tool.register', target: name, digest, signers, decision }, describe(decision));
+  return decision.allow ? EXIT_OK : EXIT_FAIL;
 }
 
 function describe(d: PolicyDecision): string {

@@ -1,10 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { AuthorityError, ErrorCode } from '../../errors.ts';
 import { emit, fail, parse, usageError } from '../output.ts';
-import { openRuntime, resolveToolArg, RUNTIME_FLAGS, RUNTIME_FLAGS_HELP } from '../runtime-options.ts';
+import { isOciReference } from '../../oci/reference.ts';
+import { openRuntime, registerToolArg, resolveToolArg, RUNTIME_FLAGS, RUNTIME_FLAGS_HELP } from '../runtime-options.ts';
 import { EXIT_OK, type Command } from '../types.ts';
 
-const USAGE = `usage: authority run <tool.wasm|name> --input JSON [--grant TOKEN]... [options]
+const USAGE = `usage: authority run <tool.wasm|name|oci://HOST/REPO[:TAG|@sha256:HEX]> --input JSON [--grant TOKEN]... [options]
 
 Runs a tool once, in a fresh sandbox instance. Every host call it makes needs
 a granted capability token and the policy's permission, and is audited.
@@ -56,10 +57,12 @@ export const runCommand: Command = {
     const grants = (values.grant ?? []).flatMap((g) => readArg(g).split(/\s+/).filter(Boolean));
     const timeoutMs = values.timeout === undefined ? undefined : Number(values.timeout);
     if (timeoutMs !== undefined && !(Number.isInteger(timeoutMs) && timeoutMs > 0)) throw usageError('--timeout takes a positive number of milliseconds');
-    const component = resolveToolArg(positionals[0] as string, values, io);
+    const arg = positionals[0] as string;
+    // A missing file is reported before the runtime opens; a reference is resolved once it is.
+    if (!isOciReference(arg)) resolveToolArg(arg, values, io);
     const runtime = await openRuntime(values, io);
     try {
-      const tool = await runtime.register(component);
+      const tool = await registerToolArg(runtime, arg, values, io);
       const result = await runtime.invoke(tool.name, input, { grants, runId: values.run, timeoutMs });
       emit(io, json, result, result.output);
       return EXIT_OK;
