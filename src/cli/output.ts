@@ -1,5 +1,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { denialFirst } from '../adapters/descriptor.ts';
 import { AuthorityError, ErrorCode, toAuthorityError } from '../errors.ts';
+import { didYouMean } from './suggest.ts';
 import { EXIT_FAIL, EXIT_USAGE, type CliIO } from './types.ts';
 
 /** Codes that mean "you called it wrong or configured it wrong": exit 2. */
@@ -24,17 +26,30 @@ export function emit(io: CliIO, json: boolean, doc: unknown, human: string): voi
 
 /** Report an error in the command's output mode and return its exit code. */
 export function fail(io: CliIO, json: boolean, error: unknown): number {
-  const err = toAuthorityError(error);
+  // A trap that follows a denial is shown as the denial, the trap as its consequence.
+  const err = denialFirst(toAuthorityError(error));
   if (json) io.out(JSON.stringify({ ok: false, error: err.toJSON() }, null, 2) + '\n');
   else io.err(`authority: ${err.code}: ${err.message}\n`);
   return exitCodeFor(err);
 }
 
-/** util.parseArgs (pass `args` and `strict: true`), with its errors turned into E_USAGE. */
+/** The usage error for a flag util.parseArgs did not know, with the closest known flag. */
+function unknownFlag(e: Error, config: ParseArgsConfig): AuthorityError {
+  const m = /^Unknown option '(-{1,2}[^']*)'/.exec(e.message);
+  const flag = m?.[1];
+  if (flag === undefined) return new AuthorityError(ErrorCode.USAGE, e.message, { cause: e });
+  const known = Object.keys(config.options ?? {}).map((k) => `--${k}`);
+  const name = flag.split('=')[0] as string;
+  const hint = didYouMean(name, known);
+  return new AuthorityError(ErrorCode.USAGE, `Unknown option '${name}'${hint || `; the options are ${known.join(', ')}`}`, { cause: e, data: { option: name } });
+}
+
+/** util.parseArgs (pass `args` and `strict: true`), with its errors turned into E_USAGE (and "did you mean" for a mistyped flag). */
 export function parse<T extends ParseArgsConfig>(config: T): ReturnType<typeof parseArgs<T>> {
   try {
     return parseArgs(config);
   } catch (e) {
+    if ((e as { code?: unknown }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') throw unknownFlag(e as Error, config);
     throw new AuthorityError(ErrorCode.USAGE, (e as Error).message, { cause: e });
   }
 }

@@ -13,8 +13,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync, copyFileSy
 import { tmpdir } from 'node:os';
 import { extname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { componentEmbed, componentNew, parse } from '@bytecodealliance/jco';
 import { AuthorityError, ErrorCode } from '../errors.ts';
+import { isMissing, loadWasmTools } from './jco.ts';
+import type * as Componentize from '@bytecodealliance/componentize-js';
 
 /** The folder holding `sandbox.wit`, shipped with the package. */
 export const WIT_DIR = fileURLToPath(new URL('../../wit/', import.meta.url));
@@ -62,6 +63,18 @@ export interface BuildResult {
   language: 'javascript' | 'wat';
 }
 
+/** The JavaScript tool builder: an optional peer, since only `authority build` of a .js tool needs it. */
+export const COMPONENTIZE_PACKAGE = '@bytecodealliance/componentize-js';
+
+async function loadComponentize(): Promise<typeof Componentize> {
+  try {
+    return await import('@bytecodealliance/componentize-js');
+  } catch (e) {
+    if (!isMissing(e, COMPONENTIZE_PACKAGE)) throw e;
+    throw new AuthorityError(ErrorCode.CONFIG, `building a JavaScript tool needs ${COMPONENTIZE_PACKAGE}, which is not installed: run \`npm install ${COMPONENTIZE_PACKAGE}@0.23\` (running tools does not need it)`, { cause: e });
+  }
+}
+
 async function buildJs(sourcePath: string): Promise<BuildResult> {
   const source = readFileSync(sourcePath, 'utf8');
   const imports = sourceImports(source);
@@ -70,7 +83,7 @@ async function buildJs(sourcePath: string): Promise<BuildResult> {
     mkdirSync(join(witDir, 'deps', 'sandbox'), { recursive: true });
     copyFileSync(join(WIT_DIR, 'sandbox.wit'), join(witDir, 'deps', 'sandbox', 'sandbox.wit'));
     writeFileSync(join(witDir, 'world.wit'), toolWorld(imports));
-    const { componentize } = await import('@bytecodealliance/componentize-js');
+    const { componentize } = await loadComponentize();
     const { component } = await componentize({
       sourcePath,
       witPath: witDir,
@@ -88,6 +101,7 @@ async function buildJs(sourcePath: string): Promise<BuildResult> {
 
 async function buildWat(sourcePath: string): Promise<BuildResult> {
   const wat = readFileSync(sourcePath, 'utf8');
+  const { parse, componentEmbed, componentNew } = await loadWasmTools();
   try {
     const core = await parse(wat);
     const embedded = await componentEmbed({ binary: core, witPath: WIT_DIR, world: 'tool' });

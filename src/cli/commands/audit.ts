@@ -23,6 +23,7 @@ import {
 import { resolveDataDir } from '../../data-dir.ts';
 import { EXIT_FAIL, EXIT_OK, type CliIO, type Command } from '../types.ts';
 import { emit, parse, usageError } from '../output.ts';
+import { summaryOf } from './table.ts';
 
 const USAGE = `usage: authority audit <subcommand> [options]
 
@@ -263,7 +264,7 @@ async function run(argv: string[], io: CliIO): Promise<number> {
 
 export const auditCommand: Command = {
   name: 'audit',
-  summary: 'verify the audit log, show or tail its records, prove and check inclusion',
+  summary: summaryOf('audit'),
   usage: USAGE,
   run,
 };

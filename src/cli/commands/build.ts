@@ -4,10 +4,11 @@ import { buildTool } from '../../registry/build.ts';
 import { sha256Hex } from '../../registry/compile.ts';
 import { emit, parse, usageError } from '../output.ts';
 import { EXIT_OK, type Command } from '../types.ts';
+import { summaryOf } from './table.ts';
 
 export const buildCommand: Command = {
   name: 'build',
-  summary: 'build a tool from JavaScript or WAT source into a component',
+  summary: summaryOf('build'),
   usage: `usage: authority build <tool-source> -o <tool.wasm> [--json]
 
 Builds a tool into a WebAssembly component that imports only the

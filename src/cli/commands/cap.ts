@@ -28,6 +28,7 @@ import {
 } from '../../capability/index.ts';
 import { emit, parse, usageError } from '../output.ts';
 import { EXIT_FAIL, EXIT_OK, type CliIO, type Command } from '../types.ts';
+import { summaryOf } from './table.ts';
 
 const USAGE = `usage: authority cap <subcommand> ... [--data-dir DIR] [--json]
 
@@ -285,7 +286,7 @@ function asUsage<T>(fn: () => T): T {
 
 export const capCommand: Command = {
   name: 'cap',
-  summary: 'issue, inspect, verify, attenuate and revoke capability tokens',
+  summary: summaryOf('cap'),
   usage: USAGE,
   async run(argv: string[], io: CliIO): Promise<number> {
     const { values, positionals } = parse({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });

@@ -4,10 +4,17 @@
  * shrunk counterexample and one command that replays it.
  */
 import { resolve } from 'node:path';
-import { loadPolicyFile } from '../../policy/index.ts';
-import { ALL_OPS, LAYERS, runFuzz, type FuzzReport, type Layer, type Op } from '../../fuzz/index.ts';
+import type { FuzzReport, Layer, Op } from '../../fuzz/index.ts';
 import { emit, parse, usageError } from '../output.ts';
 import { EXIT_FAIL, EXIT_OK, type Command } from '../types.ts';
+import { summaryOf } from './table.ts';
+
+/**
+ * The fuzzed host functions, for the usage text only: the fuzzer itself (and
+ * fast-check) loads when a run starts, so `authority --help` stays fast. A
+ * test checks this list against the fuzzer's.
+ */
+export const FUZZ_OPS = ['fs.read', 'fs.write', 'fs.list', 'fs.stat', 'fs.remove', 'http.fetch', 'secrets.get'] as const;
 
 const USAGE = `usage: authority fuzz [--policy FILE] [--runs N] [--seed S] [--target fs|http|secrets|all] [--json]
 
@@ -24,7 +31,7 @@ traffic stays on 127.0.0.1; files live in a scratch folder.
   --runs N             host calls per host function (default 100000)
   --seed S             fast-check seed (default: a fresh one, printed)
   --target T           fs, http, secrets or all (default all)
-  --op OP              only this host function (${ALL_OPS.join(', ')})
+  --op OP              only this host function (${FUZZ_OPS.join(', ')})
   --layer L            gate, guest, abi; repeatable (default all three)
                          gate   straight into the gate (fast; most runs)
                          guest  through the echo guest, jco and the worker bridge
@@ -78,7 +85,7 @@ function human(r: FuzzReport, runs: number): string {
 
 export const fuzzCommand: Command = {
   name: 'fuzz',
-  summary: 'fuzz the host-function boundary against a policy; report violations with a replay command',
+  summary: summaryOf('fuzz'),
   usage: USAGE,
   async run(argv, io) {
     const { values } = parse({
@@ -100,6 +107,7 @@ export const fuzzCommand: Command = {
       },
     });
     const json = values.json === true;
+    const { ALL_OPS, LAYERS, runFuzz } = await import('../../fuzz/index.ts');
     const runs = positiveInt(values.runs, '--runs') ?? 100_000;
     let seed: number | undefined;
     if (values.seed !== undefined) {
@@ -121,6 +129,7 @@ export const fuzzCommand: Command = {
     let policy: Record<string, unknown> | undefined;
     if (values.policy !== undefined) {
       // Validated by the real loader first: the fuzzer runs only policies the runtime would accept.
+      const { loadPolicyFile } = await import('../../policy/index.ts');
       const loaded = await loadPolicyFile(resolve(io.cwd, values.policy));
       policy = loaded.policy.toJSON() as Record<string, unknown>;
     }

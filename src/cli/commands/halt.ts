@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import { dataPaths, ensurePrivateDir, resolveDataDir } from '../../data-dir.ts';
 import { emit, parse, usageError } from '../output.ts';
 import { EXIT_OK, type Command } from '../types.ts';
+import { summaryOf } from './table.ts';
 
 const USAGE = `usage: authority halt --reason TEXT [--data-dir DIR] [--json]
        authority halt --clear [--data-dir DIR] [--json]
@@ -16,7 +17,7 @@ reason in its audit log. A runtime started while the file exists starts halted.
 
 export const haltCommand: Command = {
   name: 'halt',
-  summary: 'stop every runtime on a data folder now, and record why',
+  summary: summaryOf('halt'),
   usage: USAGE,
   async run(argv, io) {
     const { values, positionals } = parse({

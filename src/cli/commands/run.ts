@@ -3,6 +3,7 @@ import { AuthorityError, ErrorCode } from '../../errors.ts';
 import { emit, fail, parse, usageError } from '../output.ts';
 import { openRuntime, resolveToolArg, RUNTIME_FLAGS, RUNTIME_FLAGS_HELP } from '../runtime-options.ts';
 import { EXIT_OK, type Command } from '../types.ts';
+import { summaryOf } from './table.ts';
 
 const USAGE = `usage: authority run <tool.wasm|name> --input JSON [--grant TOKEN]... [options]
 
@@ -29,7 +30,7 @@ function readArg(value: string): string {
 
 export const runCommand: Command = {
   name: 'run',
-  summary: 'run a tool once in a fresh sandbox instance',
+  summary: summaryOf('run'),
   usage: USAGE,
   async run(argv, io) {
     const { values, positionals } = parse({
@@ -54,6 +55,17 @@ export const runCommand: Command = {
       throw new AuthorityError(ErrorCode.USAGE, `--input is not JSON: ${(e as Error).message}`, { cause: e });
     }
     const grants = (values.grant ?? []).flatMap((g) => readArg(g).split(/\s+/).filter(Boolean));
+    // A grant that is not a token at all is a typo: refuse it before the tool runs (a pure tool would otherwise succeed and hide it).
+    if (grants.length > 0) {
+      const { parseToken } = await import('../../capability/index.ts');
+      grants.forEach((g, i) => {
+        try {
+          parseToken(g);
+        } catch (e) {
+          throw new AuthorityError(ErrorCode.USAGE, `--grant #${i + 1} is not a capability token (${(e as Error).message}); tokens come from \`authority cap issue\``, { cause: e, data: { field: '--grant', index: i } });
+        }
+      });
+    }
     const timeoutMs = values.timeout === undefined ? undefined : Number(values.timeout);
     if (timeoutMs !== undefined && !(Number.isInteger(timeoutMs) && timeoutMs > 0)) throw usageError('--timeout takes a positive number of milliseconds');
     const component = resolveToolArg(positionals[0] as string, values, io);

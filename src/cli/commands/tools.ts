@@ -4,6 +4,7 @@ import type { ToolInfo } from '../../registry/index.ts';
 import { emit, parse, usageError } from '../output.ts';
 import { componentFiles, openRuntime, resolveToolArg, RUNTIME_FLAGS, RUNTIME_FLAGS_HELP, toolDirs } from '../runtime-options.ts';
 import { EXIT_FAIL, EXIT_OK, EXIT_USAGE, type Command } from '../types.ts';
+import { summaryOf } from './table.ts';
 
 const USAGE = `usage:
   authority tools list [--tools DIR]... [options]
@@ -29,7 +30,7 @@ function describe(t: ToolInfo): string {
 
 export const toolsCommand: Command = {
   name: 'tools',
-  summary: 'list or inspect tool components',
+  summary: summaryOf('tools'),
   usage: USAGE,
   async run(argv, io) {
     const [sub, ...rest] = argv;
