@@ -40,6 +40,7 @@ export function createCliIO(overrides: Partial<CliIO> = {}): CliIO {
     log: lazyLogger(() => createLogger({ env: process.env })),
     env: process.env,
     cwd: process.cwd(),
+    isTTY: process.stderr.isTTY === true,
     ...overrides,
   };
 }

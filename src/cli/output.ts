@@ -59,3 +59,46 @@ export function usageError(message: string): AuthorityError {
 }
 
 export { EXIT_USAGE };
+
+export interface Progress {
+  /** Replace the status text. */
+  update(text: string): void;
+  /** End the line: `text` (default "done"), with the time taken. */
+  done(text?: string): void;
+}
+
+/**
+ * Progress for long work on stderr, only when stderr is a terminal (a pipe
+ * or a log file gets nothing): after `delayMs` of silence, one line
+ * rewritten in place each second with the elapsed time.
+ */
+export function progress(io: CliIO, label: string, delayMs = 800): Progress {
+  if (io.isTTY !== true) return { update: () => {}, done: () => {} };
+  const started = Date.now();
+  let text = label;
+  let shown = false;
+  const draw = (): void => {
+    shown = true;
+    io.err(`\r\x1b[2K${text} ${Math.round((Date.now() - started) / 1000)} s`);
+  };
+  const timer = setInterval(draw, 1000);
+  const first = setTimeout(draw, delayMs);
+  timer.unref();
+  first.unref();
+  return {
+    update(next) {
+      text = next;
+      if (shown) draw();
+    },
+    done(end = 'done') {
+      clearInterval(timer);
+      clearTimeout(first);
+      if (shown) io.err(`\r\x1b[2K${text} ${end} in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+    },
+  };
+}
+
+/** Lines of progress (`fuzz`), only when stderr is a terminal. */
+export function progressLines(io: CliIO): ((line: string) => void) | undefined {
+  return io.isTTY === true ? (line) => io.err(`${line}\n`) : undefined;
+}

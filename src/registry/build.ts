@@ -11,7 +11,7 @@
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync, copyFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { extname, join, resolve } from 'node:path';
+import { basename, dirname, extname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AuthorityError, ErrorCode } from '../errors.ts';
 import { isMissing, loadWasmTools } from './jco.ts';
@@ -75,17 +75,37 @@ async function loadComponentize(): Promise<typeof Componentize> {
   }
 }
 
+/** The guest helper module (`authority-sandbox/guest`), plain JavaScript shipped with the package. */
+export const GUEST_MODULE = fileURLToPath(new URL('../../guest/index.js', import.meta.url));
+const GUEST_IMPORT_RE = /(\bfrom\s*)(['"])authority-sandbox\/guest\2/g;
+
+/**
+ * The JavaScript engine inside a tool resolves only relative imports, so an
+ * import of `authority-sandbox/guest` is pointed at the shipped file: the
+ * source is copied beside itself (its own relative imports still resolve)
+ * with that one specifier rewritten. Returns the file to build and a cleanup.
+ */
+function withGuestImport(sourcePath: string, source: string): { path: string; done: () => void } {
+  if (!/\bfrom\s*(['"])authority-sandbox\/guest\1/.test(source)) return { path: sourcePath, done: () => {} };
+  let rel = relative(dirname(sourcePath), GUEST_MODULE).split(sep).join('/');
+  if (!rel.startsWith('.')) rel = `./${rel}`;
+  const path = join(dirname(sourcePath), `.${basename(sourcePath, extname(sourcePath))}.authority-build-${process.pid}.js`);
+  writeFileSync(path, source.replace(GUEST_IMPORT_RE, (_m, from: string, q: string) => `${from}${q}${rel}${q}`));
+  return { path, done: () => rmSync(path, { force: true }) };
+}
+
 async function buildJs(sourcePath: string): Promise<BuildResult> {
   const source = readFileSync(sourcePath, 'utf8');
   const imports = sourceImports(source);
+  const { componentize } = await loadComponentize();
   const witDir = mkdtempSync(join(tmpdir(), 'authority-wit-'));
+  const entry = withGuestImport(sourcePath, source);
   try {
     mkdirSync(join(witDir, 'deps', 'sandbox'), { recursive: true });
     copyFileSync(join(WIT_DIR, 'sandbox.wit'), join(witDir, 'deps', 'sandbox', 'sandbox.wit'));
     writeFileSync(join(witDir, 'world.wit'), toolWorld(imports));
-    const { componentize } = await loadComponentize();
     const { component } = await componentize({
-      sourcePath,
+      sourcePath: entry.path,
       witPath: witDir,
       worldName: 'tool',
       disableFeatures: ['stdio', 'random', 'clocks', 'http', 'fetch-event'],
@@ -95,6 +115,7 @@ async function buildJs(sourcePath: string): Promise<BuildResult> {
     if (e instanceof AuthorityError) throw e;
     throw new AuthorityError(ErrorCode.COMPONENT_INVALID, `could not build ${sourcePath}: ${(e as Error).message}`, { cause: e });
   } finally {
+    entry.done();
     rmSync(witDir, { recursive: true, force: true });
   }
 }

@@ -5,7 +5,8 @@
  */
 import { resolve } from 'node:path';
 import type { FuzzReport, Layer, Op } from '../../fuzz/index.ts';
-import { emit, parse, usageError } from '../output.ts';
+import { COMPONENTIZE_PACKAGE } from '../../registry/build.ts';
+import { emit, parse, progressLines, usageError } from '../output.ts';
 import { EXIT_FAIL, EXIT_OK, type Command } from '../types.ts';
 import { summaryOf } from './table.ts';
 
@@ -120,6 +121,14 @@ export const fuzzCommand: Command = {
     if (op !== undefined && !ALL_OPS.includes(op)) throw usageError(`--op takes one of ${ALL_OPS.join(', ')}, got ${JSON.stringify(op)}`);
     const layers = (values.layer ?? []).flatMap((l) => l.split(','));
     for (const l of layers) if (!(LAYERS as readonly string[]).includes(l)) throw usageError(`--layer takes gate, guest or abi, got ${JSON.stringify(l)}`);
+    if (layers.length === 0 && values.path === undefined) {
+      // The guest layer's echo guest is JavaScript: without the JS tool builder (an optional peer) the default run skips it, and says so.
+      const { echoGuestAvailable } = await import('../../fuzz/guests.ts');
+      if (!echoGuestAvailable()) {
+        layers.push('gate', 'abi');
+        io.err(`authority fuzz: skipping the guest layer: its echo guest is built with ${COMPONENTIZE_PACKAGE}, which is not installed (npm install ${COMPONENTIZE_PACKAGE}@0.23 to include it)\n`);
+      }
+    }
     if (values.path !== undefined && (seed === undefined || layers.length !== 1)) throw usageError('--path replays one counterexample: give --seed and one --layer too (and --op for gate and guest)');
     let guestShare: number | undefined;
     if (values['guest-share'] !== undefined) {
@@ -145,7 +154,7 @@ export const fuzzCommand: Command = {
       jobs: positiveInt(values.jobs, '--jobs'),
       policy,
       policyArg: values.policy,
-      progress: json ? undefined : (line) => io.err(`${line}\n`),
+      progress: json ? undefined : progressLines(io),
     });
     emit(io, json, report, human(report, runs));
     return report.ok ? EXIT_OK : EXIT_FAIL;

@@ -6,7 +6,7 @@ import type { GrantClaim, McpSession, ToolFolders } from '../../adapters/mcp.ts'
 import { dataPaths, haltReason, resolveDataDir } from '../../data-dir.ts';
 import { AuthorityError, ErrorCode } from '../../errors.ts';
 import type { Runtime } from '../../runtime.ts';
-import { fail, parse, usageError } from '../output.ts';
+import { fail, parse, progress, usageError } from '../output.ts';
 import { openRuntime, RUNTIME_FLAGS, RUNTIME_FLAGS_HELP, toolDirs } from '../runtime-options.ts';
 import { EXIT_FAIL, EXIT_OK, type CliIO, type Command } from '../types.ts';
 import { summaryOf } from './table.ts';
@@ -139,7 +139,8 @@ async function serve(argv: string[], io: CliIO): Promise<number> {
   try {
     const grants = mintGrants(runtime, claims, { runId });
     const dirs = toolDirs(values, io);
-    folders = await watchToolFolders(runtime, dirs, { logger: io.log });
+    const shown = progress(io, `authority mcp: loading the tools in ${dirs.join(', ')}`);
+    folders = await watchToolFolders(runtime, dirs, { logger: io.log }).finally(() => shown.done());
     for (const r of folders.refused) io.err(`authority mcp: refused ${r.file}: ${r.error.code}: ${r.error.message}\n`);
 
     stdout = claimStdout();

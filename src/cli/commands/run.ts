@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { AuthorityError, ErrorCode } from '../../errors.ts';
-import { emit, fail, parse, usageError } from '../output.ts';
+import { emit, fail, parse, progress, usageError } from '../output.ts';
 import { openRuntime, resolveToolArg, RUNTIME_FLAGS, RUNTIME_FLAGS_HELP } from '../runtime-options.ts';
 import { EXIT_OK, type Command } from '../types.ts';
 import { summaryOf } from './table.ts';
@@ -71,7 +71,9 @@ export const runCommand: Command = {
     const component = resolveToolArg(positionals[0] as string, values, io);
     const runtime = await openRuntime(values, io);
     try {
-      const tool = await runtime.register(component);
+      // The first registration of a tool transpiles and compiles it (seconds for a JavaScript tool); later ones hit the cache.
+      const shown = progress(io, 'preparing the tool (first use; cached afterwards)');
+      const tool = await runtime.register(component).finally(() => shown.done());
       const result = await runtime.invoke(tool.name, input, { grants, runId: values.run, timeoutMs });
       emit(io, json, result, result.output);
       return EXIT_OK;
