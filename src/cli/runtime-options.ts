@@ -49,7 +49,7 @@ export async function openRuntime(flags: RuntimeFlags, io: CliIO, extra: Pick<Ru
   const dataDir = resolveDataDir(flags['data-dir'], io.env, io.cwd);
   const defaultPolicy = dataPaths(dataDir).policy;
   const policy = flags.policy !== undefined ? resolve(io.cwd, flags.policy) : existsSync(defaultPolicy) ? defaultPolicy : undefined;
-  const logger = createLogger({ level: flags['log-level'] ?? io.env['AUTHORITY_LOG_LEVEL'], env: io.env });
+  const logger = createLogger({ level: flags['log-level'], env: io.env });
   // The runtime (jco glue, worker pool, HTTP client) loads only for commands that run tools.
   const [{ createRuntime }, { SecretStore }] = await Promise.all([import('../runtime.ts'), import('../host/index.ts')]);
   return createRuntime({

@@ -84,7 +84,16 @@ export interface PruneOptions {
   maxBytes: number;
   /** Entry folder names never removed (the one just written, the ones this process uses). */
   keep?: ReadonlySet<string>;
+  /**
+   * Entries used more recently than this are kept even over the cap, since
+   * another process may be loading them (default 0; a runtime's own pruning
+   * passes DEFAULT_PRUNE_GRACE_MS).
+   */
+  graceMs?: number;
 }
+
+/** How recently used an entry must be for a runtime's automatic pruning to leave it to other processes: 10 minutes. */
+export const DEFAULT_PRUNE_GRACE_MS = 10 * 60 * 1000;
 
 export interface PruneResult {
   removed: CacheEntry[];
@@ -114,8 +123,9 @@ export function pruneCache(cacheDir: string, opts: PruneOptions): PruneResult {
   let total = bytesBefore;
   const removed: CacheEntry[] = [];
   const kept: CacheEntry[] = [];
+  const freshSince = Date.now() - (opts.graceMs ?? 0);
   for (const e of entries) {
-    if (total > opts.maxBytes && !(opts.keep?.has(e.name) ?? false)) {
+    if (total > opts.maxBytes && !(opts.keep?.has(e.name) ?? false) && e.lastUsed < freshSince) {
       rmSync(join(cacheDir, e.name), { recursive: true, force: true });
       total -= e.bytes;
       removed.push(e);
