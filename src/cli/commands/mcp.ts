@@ -141,7 +141,7 @@ async function serve(argv: string[], io: CliIO): Promise<number> {
     const dirs = toolDirs(values, io);
     const shown = progress(io, `authority mcp: loading the tools in ${dirs.join(', ')}`);
     folders = await watchToolFolders(runtime, dirs, { logger: io.log }).finally(() => shown.done());
-    for (const r of folders.refused) io.err(`authority mcp: refused ${r.file}: ${r.error.code}: ${r.error.message}\n`);
+    // Each refused component is one log event (warn, 'tool component refused'): a readable line on a terminal, JSON otherwise; not also a second line here.
 
     stdout = claimStdout();
     session = createMcpServer(runtime, { grants, runId, logger: io.log });
