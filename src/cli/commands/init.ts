@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { dataPaths, ensurePrivateDir, resolveDataDir } from '../../data-dir.ts';
 import { AuthorityError, ErrorCode } from '../../errors.ts';
-import { emit, parse, usageError } from '../output.ts';
+import { emit, parse, progress, usageError } from '../output.ts';
 import { EXIT_OK, type CliIO, type Command } from '../types.ts';
 import { summaryOf } from './table.ts';
 
@@ -45,9 +45,10 @@ async function exampleComponent(name: string, io: CliIO): Promise<{ component: U
   if (existsSync(shipped) && existsSync(sourceShipped)) return { component: readFileSync(shipped), source: readFileSync(sourceShipped, 'utf8') };
   const source = fileURLToPath(new URL(`../../../tools/${name}/${name}.wat`, import.meta.url));
   if (!existsSync(source)) throw new AuthorityError(ErrorCode.INTERNAL, `this copy of authority-sandbox has neither ${shipped} nor ${source}`);
-  io.err(`building ${name} from ${source}...\n`);
+  const shown = progress(io, `building ${name} from ${source}`);
   const { buildTool } = await import('../../registry/build.ts');
-  return { component: (await buildTool(source)).component, source: readFileSync(source, 'utf8') };
+  const { component } = await buildTool(source).finally(() => shown.done());
+  return { component, source: readFileSync(source, 'utf8') };
 }
 
 export const initCommand: Command = {
