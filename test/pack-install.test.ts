@@ -200,7 +200,7 @@ test('a short authority fuzz with two jobs runs from a fresh cache outside node_
   assert.ok(!existsSync(join(app, 'node_modules', PKG.name, 'build')), 'the fuzzer wrote into node_modules');
 });
 
-test('a plain .mjs imports createRuntime, registers a tool and invokes it', async () => {
+test('a plain .mjs imports createRuntime, registers a tool and invokes it, and the fuzzer loads from its sub-path', async () => {
   if (!existsSync(join(app, '.authority', 'tools', 'read-text.wasm'))) assert.equal((await authority('init')).code, 0);
   writeFileSync(
     join(app, 'embed.mjs'),
@@ -211,7 +211,8 @@ try {
   const tool = await rt.register(dir + '/.authority/tools/read-text.wasm');
   const grant = rt.issueToken({ kind: 'fs', resource: dir + '/workspace/**', methods: ['read'], ttlMs: 60_000 });
   const r = await rt.invoke(tool.name, { path: dir + '/workspace/hello.txt' }, { grants: [grant] });
-  console.log(JSON.stringify({ tool: tool.name, output: r.output, audit: r.audit }));
+  const fuzz = await import('authority-sandbox/fuzz');
+  console.log(JSON.stringify({ tool: tool.name, output: r.output, audit: r.audit, fuzz: typeof fuzz.runFuzz }));
 } finally {
   await rt.close();
 }
@@ -219,8 +220,9 @@ try {
   );
   const r = await sh(process.execPath, ['embed.mjs', app]);
   assert.equal(r.code, 0, r.stderr);
-  const doc = JSON.parse(r.stdout) as { tool: string; output: string; audit: { start: number; end: number } };
+  const doc = JSON.parse(r.stdout) as { tool: string; output: string; audit: { start: number; end: number }; fuzz: string };
   assert.equal(doc.tool, 'read-text');
+  assert.equal(doc.fuzz, 'function', 'authority-sandbox/fuzz does not export runFuzz');
   assert.equal(doc.output, readFileSync(join(app, 'workspace', 'hello.txt'), 'utf8'));
   assert.ok(doc.audit.end > doc.audit.start);
 });
