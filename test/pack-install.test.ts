@@ -46,8 +46,9 @@ function authority(...args: string[]): Promise<Ran> {
   return sh(bin, args);
 }
 
-function npm(args: readonly string[], cwd: string, timeoutMs = 300_000): Promise<Ran> {
-  return sh('npm', [...args, '--no-audit', '--no-fund', '--loglevel=warn'], { cwd, timeoutMs, env: { ...env, npm_config_update_notifier: 'false' } });
+/** npm, preferring what its cache holds (the checkout's own install filled it), so a loaded machine or a slow registry does not decide the test. */
+function npm(args: readonly string[], cwd: string, timeoutMs = 600_000): Promise<Ran> {
+  return sh('npm', [...args, '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=warn'], { cwd, timeoutMs, env: { ...env, npm_config_update_notifier: 'false' } });
 }
 
 function installedDeps(): string[] {
@@ -269,8 +270,8 @@ test('each adapter sub-path: a clear error without its framework, working tools 
   assert.match(lc.message ?? '', /install `@langchain\/core`/);
   assert.equal((await adapter('mcp')).text, 'function');
 
-  // The versions our own tests run against.
-  const peers = ['ai', '@langchain/core', 'openai'].map((p) => `${p}@${PKG.devDependencies[p] as string}`);
+  // Exactly the versions the checkout's own tests run against.
+  const peers = ['ai', '@langchain/core', 'openai'].map((p) => `${p}@${(JSON.parse(readFileSync(join(ROOT, 'node_modules', p, 'package.json'), 'utf8')) as { version: string }).version}`);
   const added = await npm(['install', ...peers], app);
   assert.equal(added.code, 0, added.stderr);
   for (const sub of ['ai-sdk', 'langchain', 'openai']) {
