@@ -29,6 +29,13 @@ const PKG = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { na
 
 let dir: ReturnType<typeof tempDir>;
 
+/** The echo example tool, built into the test's folder by the real CLI. */
+async function echoTool(): Promise<string> {
+  const out = join(dir.path, 'echo-tool.wasm');
+  if (!existsSync(out)) assert.equal((await cli(['build', join(ROOT, 'tools', 'echo', 'echo.wat'), '-o', out])).code, 0);
+  return out;
+}
+
 interface Ran {
   code: number | null;
   stdout: string;
@@ -75,7 +82,7 @@ test('a mistyped command or flag is E_USAGE, exit 2, with "did you mean"', async
 });
 
 test('a bad log level is a usage error (exit 2) from the flag and from the environment', async () => {
-  const echo = await watFixture('../../tools/echo/echo');
+  const echo = await echoTool();
   const flag = await cli(['run', echo, '--input', '{}', '--log-level', 'verbose']);
   assert.equal(flag.code, 2);
   assert.match(flag.stderr, /E_USAGE: --log-level takes one of fatal, error, warn, info, debug, trace, silent, got "verbose"/);
@@ -85,7 +92,7 @@ test('a bad log level is a usage error (exit 2) from the flag and from the envir
 });
 
 test('a malformed --grant is refused before anything runs', async () => {
-  const echo = await watFixture('../../tools/echo/echo');
+  const echo = await echoTool();
   const data = join(dir.path, 'grant-data');
   const r = await cli(['run', echo, '--input', '{"x":1}', '--grant', 'not-a-token', '--data-dir', data, '--json']);
   assert.equal(r.code, 2);
