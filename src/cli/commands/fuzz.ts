@@ -15,7 +15,7 @@ import { summaryOf } from './table.ts';
  * fast-check) loads when a run starts, so `authority --help` stays fast. A
  * test checks this list against the fuzzer's.
  */
-export const FUZZ_OPS = ['fs.read', 'fs.write', 'fs.list', 'fs.stat', 'fs.remove', 'http.fetch', 'secrets.get'] as const;
+export const FUZZ_OPS = ['fs.read', 'fs.write', 'fs.list', 'fs.stat', 'fs.remove', 'fs.mkdir', 'http.fetch', 'secrets.get'] as const;
 
 const USAGE = `usage: authority fuzz [--policy FILE] [--runs N] [--seed S] [--target fs|http|secrets|all] [--json]
 
