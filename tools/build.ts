@@ -64,7 +64,10 @@ export function toolNames(): string[] {
 function contentKey(name: string): string {
   const h = createHash('sha256');
   h.update(`toolchain ${toolchain}\n`);
-  const inputs = [...filesUnder(join(TOOLS_SRC, name)), ...filesUnder(join(TOOLS_SRC, '_shared')), ...filesUnder(WIT_DIR)];
+  const own = filesUnder(join(TOOLS_SRC, name));
+  // A tool that imports the guest helper is built with it inside.
+  const guest = own.some((f) => readFileSync(f, 'utf8').includes('authority-sandbox/guest')) ? [join(root, 'guest', 'index.js')] : [];
+  const inputs = [...own, ...filesUnder(join(TOOLS_SRC, '_shared')), ...guest, ...filesUnder(WIT_DIR)];
   for (const f of inputs) {
     h.update(`${relative(root, f)}\n`);
     h.update(readFileSync(f));

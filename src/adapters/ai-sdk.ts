@@ -22,11 +22,14 @@
  * ```
  * @module
  */
-import { dynamicTool, jsonSchema, type JSONSchema7, type Tool, type ToolSet } from 'ai';
+import type { JSONSchema7, Tool, ToolSet } from 'ai';
 import type { Runtime } from '../runtime.ts';
+import { loadPeer } from './peer.ts';
 import { sessionOf, type ToolCallResult, type ToolDescriptor, type ToolSessionOptions, type ToolSession } from './descriptor.ts';
 
 export { ToolSession, toolSession, failureText, HOST_FAULT_CODES, type ToolCallResult, type ToolCallSuccess, type ToolCallFailure, type ToolDescriptor, type ToolSessionOptions } from './descriptor.ts';
+
+const { dynamicTool, jsonSchema } = await loadPeer('ai', 'ai-sdk', () => import('ai'));
 
 function isResult(v: unknown): v is ToolCallResult {
   return typeof v === 'object' && v !== null && typeof (v as ToolCallResult).ok === 'boolean' && typeof (v as ToolCallResult).text === 'string';

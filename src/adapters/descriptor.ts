@@ -86,6 +86,8 @@ export interface ToolCallFailure {
   audit: AuditRange | undefined;
   /** E_RATE_LIMITED: when to try again. */
   retryAfterMs?: number | undefined;
+  /** When the tool trapped after a denial: `code` is the denial's, and this is the trap it led to. */
+  consequence?: { code: ErrorCode; message: string } | undefined;
 }
 
 export type ToolCallResult = ToolCallSuccess | ToolCallFailure;
@@ -162,9 +164,10 @@ function clip(s: string, max: number): string {
 export function failureText(f: Pick<ToolCallFailure, 'code' | 'message' | 'denials' | 'audit'> & { retryAfterMs?: number | undefined }): string {
   const ids = auditText(f.audit);
   const first = f.denials[0];
-  if (f.code === ErrorCode.TOOL_FAILED && first !== undefined) {
+  if ((f.code === ErrorCode.TOOL_FAILED || f.code === ErrorCode.TOOL_TRAPPED) && first !== undefined) {
     const more = f.denials.length > 1 ? ` (and ${f.denials.length - 1} more denied call${f.denials.length > 2 ? 's' : ''})` : '';
-    const said = f.message.includes(first.reason) ? '' : `; the tool then failed: ${clip(f.message, 512)}`;
+    const then = f.code === ErrorCode.TOOL_TRAPPED ? 'trapped' : 'failed';
+    const said = f.message.includes(first.reason) ? '' : `; the tool then ${then}: ${clip(f.message, 512)}`;
     return clip(`denied: ${first.code}: ${first.reason}${more}${said}`, MAX_TEXT) + ids;
   }
   const retry = f.retryAfterMs === undefined ? '' : ` (retry after ${Math.ceil(f.retryAfterMs)} ms)`;
@@ -174,6 +177,31 @@ export function failureText(f: Pick<ToolCallFailure, 'code' | 'message' | 'denia
 
 function isAuditRange(v: unknown): v is AuditRange {
   return typeof v === 'object' && v !== null && typeof (v as AuditRange).start === 'number' && typeof (v as AuditRange).end === 'number';
+}
+
+/**
+ * A tool that does not catch a host error traps on it, which is the natural
+ * way to write one; the trap is then only the consequence of the denial, and
+ * the denial is what the caller can act on. For such a failure this returns
+ * an error with the first denial's code and reason, the trap (or failure)
+ * kept as `data.consequence` and as `cause`; any other error comes back as
+ * it is.
+ *
+ * @example
+ * ```ts
+ * const shown = denialFirst(new AuthorityError(ErrorCode.TOOL_TRAPPED, 'the tool trapped: unreachable', { data: { denials: [{ op: 'fs.read', code: ErrorCode.CAP_SCOPE, reason: 'no granted token covers fs.read /etc/passwd' }] } }));
+ * // shown.code === 'E_CAP_SCOPE'; shown.data.consequence.code === 'E_TOOL_TRAPPED'
+ * ```
+ */
+export function denialFirst(error: AuthorityError): AuthorityError {
+  const denials = error.data?.['denials'];
+  if (error.code !== ErrorCode.TOOL_TRAPPED || !Array.isArray(denials) || denials.length === 0) return error;
+  const first = denials[0] as Denial;
+  const more = denials.length > 1 ? ` (and ${denials.length - 1} more denied call${denials.length > 2 ? 's' : ''})` : '';
+  return new AuthorityError(first.code, `${first.op} denied: ${first.reason}${more}; the tool then trapped (${error.message})`, {
+    data: { ...error.data, consequence: { code: error.code, message: error.message } },
+    cause: error,
+  });
 }
 
 /** A failure result from an error `runtime.invoke` threw; host faults are rethrown. */
@@ -188,6 +216,12 @@ export function toFailure(tool: string, error: unknown): ToolCallFailure {
   const failure: ToolCallFailure = { ok: false, tool, code: err.code, message: err.message, text: '', denials, runId, audit };
   if (retryAfterMs !== undefined) failure.retryAfterMs = retryAfterMs;
   failure.text = failureText(failure);
+  // A trap after a denial is reported as the denial (its text says so above), the trap as its consequence.
+  const shown = denialFirst(err);
+  if (shown !== err) {
+    failure.consequence = { code: err.code, message: err.message };
+    failure.code = shown.code;
+  }
   return failure;
 }
 

@@ -22,12 +22,14 @@
  * ```
  * @module
  */
-import { ToolMessage } from '@langchain/core/messages';
-import { tool, type DynamicStructuredTool } from '@langchain/core/tools';
+import type { DynamicStructuredTool } from '@langchain/core/tools';
+import { loadPeer } from './peer.ts';
 import type { Runtime } from '../runtime.ts';
 import { sessionOf, type ToolDescriptor, type ToolSessionOptions, type ToolSession } from './descriptor.ts';
 
 export { ToolSession, toolSession, failureText, HOST_FAULT_CODES, type ToolCallResult, type ToolCallSuccess, type ToolCallFailure, type ToolDescriptor, type ToolSessionOptions } from './descriptor.ts';
+
+const [{ ToolMessage }, { tool }] = await loadPeer('@langchain/core', 'langchain', () => Promise.all([import('@langchain/core/messages'), import('@langchain/core/tools')]));
 
 /**
  * One tool as a LangChain structured tool.

@@ -2,11 +2,19 @@
  * `authority`: the command line. Only this folder sets process.exitCode or
  * writes to stdout.
  */
+import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
-import pino from 'pino';
-import { commands } from './commands/index.ts';
+import { COMMAND_TABLE as commands } from './commands/table.ts';
+import { createLogger, lazyLogger } from './log.ts';
 import { EXIT_OK, EXIT_USAGE, type CliIO } from './types.ts';
-import { fail } from './output.ts';
+import { fail, usageError } from './output.ts';
+import { didYouMean } from './suggest.ts';
+
+/** The package's name and version, from its package.json (two levels up from src/cli/ and from dist/cli/). */
+export function packageInfo(): { name: string; version: string } {
+  const doc = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { name: string; version: string };
+  return { name: doc.name, version: doc.version };
+}
 
 function helpText(): string {
   const width = Math.max(...commands.map((c) => c.name.length), 8);
@@ -29,9 +37,10 @@ export function createCliIO(overrides: Partial<CliIO> = {}): CliIO {
   return {
     out: (text) => process.stdout.write(text),
     err: (text) => process.stderr.write(text),
-    log: pino({ level: process.env['AUTHORITY_LOG_LEVEL'] ?? 'warn' }, pino.destination(2)),
+    log: lazyLogger(() => createLogger({ env: process.env })),
     env: process.env,
     cwd: process.cwd(),
+    isTTY: process.stderr.isTTY === true,
     ...overrides,
   };
 }
@@ -43,15 +52,19 @@ export async function main(argv: string[], io: CliIO = createCliIO()): Promise<n
     io.out(helpText() + '\n');
     return name === undefined ? EXIT_USAGE : EXIT_OK;
   }
-  if (name === '--version') {
-    io.out('authority-sandbox 0.1.0\n');
+  if (name === '--version' || name === '-v' || name === 'version') {
+    const { name: pkg, version } = packageInfo();
+    io.out(rest.includes('--json') ? `${JSON.stringify({ name: pkg, version })}\n` : `${pkg} ${version}\n`);
     return EXIT_OK;
   }
-  const command = commands.find((c) => c.name === name);
-  if (command === undefined) {
-    io.err(`authority: unknown command "${name}"\n\n${helpText()}\n`);
-    return EXIT_USAGE;
+  const entry = commands.find((c) => c.name === name);
+  if (entry === undefined) {
+    const names = commands.map((c) => c.name);
+    const what = name.startsWith('-') ? `unknown option ${name}` : `unknown command ${JSON.stringify(name)}`;
+    const hint = didYouMean(name.replace(/^-+/, ''), names);
+    return fail(io, rest.includes('--json'), usageError(`${what}${hint || `; the commands are ${names.join(', ')} (authority --help)`}`));
   }
+  const command = await entry.load();
   if (rest.includes('--help') || rest.includes('-h')) {
     io.out(command.usage.trimEnd() + '\n');
     return EXIT_OK;

@@ -4,13 +4,12 @@
  */
 import { existsSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import pino from 'pino';
 import { dataPaths, resolveDataDir } from '../data-dir.ts';
 import { AuthorityError, ErrorCode } from '../errors.ts';
-import { SecretStore } from '../host/index.ts';
 import { isOciReference } from '../oci/reference.ts';
 import type { ToolInfo } from '../registry/index.ts';
-import { createRuntime, type Runtime, type RuntimeOptions } from '../runtime.ts';
+import type { Runtime, RuntimeOptions } from '../runtime.ts';
+import { createLogger } from './log.ts';
 import type { CliIO } from './types.ts';
 
 export const RUNTIME_FLAGS = {
@@ -58,7 +57,9 @@ export async function openRuntime(flags: RuntimeFlags, io: CliIO, extra: Pick<Ru
   const dataDir = resolveDataDir(flags['data-dir'], io.env, io.cwd);
   const defaultPolicy = dataPaths(dataDir).policy;
   const policy = flags.policy !== undefined ? resolve(io.cwd, flags.policy) : existsSync(defaultPolicy) ? defaultPolicy : undefined;
-  const logger = pino({ level: flags['log-level'] ?? io.env['AUTHORITY_LOG_LEVEL'] ?? 'warn', name: 'authority', redact: ['grants', '*.grants', 'token', '*.token'] }, pino.destination(2));
+  const logger = createLogger({ level: flags['log-level'], env: io.env });
+  // The runtime (jco glue, worker pool, HTTP client) loads only for commands that run tools.
+  const [{ createRuntime }, { SecretStore }] = await Promise.all([import('../runtime.ts'), import('../host/index.ts')]);
   return createRuntime({
     dataDir,
     policy,

@@ -21,6 +21,8 @@ export interface CliIO {
   /** Environment as seen by the command (tests pass their own). */
   env: Readonly<Record<string, string | undefined>>;
   cwd: string;
+  /** Whether stderr is a terminal: progress is shown only then. */
+  isTTY?: boolean | undefined;
 }
 
 export interface Command {

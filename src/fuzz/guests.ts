@@ -12,7 +12,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import { SecretStore } from '../host/index.ts';
-import { buildTool, WIT_DIR } from '../registry/index.ts';
+import { AuthorityError, ErrorCode } from '../errors.ts';
+import { buildTool, COMPONENTIZE_PACKAGE, compileComponent, DEFAULT_LIMITS, sha256Hex, WIT_DIR } from '../registry/index.ts';
 import { createRuntime, type Runtime, type RuntimeOptions } from '../runtime.ts';
 import { LogCapture } from './gate-harness.ts';
 import type { World } from './world.ts';
@@ -24,14 +25,18 @@ export const GUEST_SOURCES = join(ROOT, 'test', 'fixtures', 'fuzz');
 let cacheRoot: string | undefined;
 
 /**
- * Where built guests and transpiled tools are kept between runs: the
- * package's own `build/` when it can be written (a checkout), else the user's
- * cache folder (`$XDG_CACHE_HOME` or `~/.cache`, then `authority-sandbox`), as
- * for a package installed where its user cannot write.
+ * Where built guests and transpiled tools are kept between runs: in a
+ * development checkout (running the TypeScript sources) the checkout's
+ * `build/`; otherwise the user's cache folder (`$XDG_CACHE_HOME` or
+ * `~/.cache`, then `authority-sandbox`); `$AUTHORITY_CACHE_DIR` overrides
+ * both. Never the installed package's own folder: that is inside
+ * node_modules, which is not a place for state.
  */
 export function fuzzCacheRoot(): string {
   if (cacheRoot !== undefined) return cacheRoot;
-  const candidates = [join(ROOT, 'build'), join(process.env['XDG_CACHE_HOME'] || join(homedir(), '.cache'), 'authority-sandbox')];
+  const chosen = process.env['AUTHORITY_CACHE_DIR'];
+  const userCache = join(process.env['XDG_CACHE_HOME'] || join(homedir(), '.cache'), 'authority-sandbox');
+  const candidates = chosen ? [chosen] : import.meta.url.endsWith('.ts') ? [join(ROOT, 'build'), userCache] : [userCache];
   for (const dir of candidates) {
     try {
       mkdirSync(dir, { recursive: true });
@@ -42,7 +47,18 @@ export function fuzzCacheRoot(): string {
       // not writable here: try the next
     }
   }
-  throw new Error(`no writable cache folder for the fuzzer's guests (tried ${candidates.join(', ')}); set XDG_CACHE_HOME to one`);
+  throw new AuthorityError(ErrorCode.CONFIG, `no writable cache folder for the fuzzer's guests (tried ${candidates.join(', ')}); set XDG_CACHE_HOME to one`);
+}
+
+/** Whether the echo guest is built already or can be built here (componentize-js is installed). */
+export function echoGuestAvailable(): boolean {
+  if (existsSync(join(fuzzCacheRoot(), 'fuzz', `echo-guest-${guestKey(ECHO_SOURCE)}.wasm`))) return true;
+  try {
+    import.meta.resolve(COMPONENTIZE_PACKAGE);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Where transpiled guests are cached between runs (the runtime's compile cache). */
@@ -74,13 +90,17 @@ export const ECHO_SOURCE = join(GUEST_SOURCES, 'echo-guest.js');
 export const ABI_SOURCE = join(GUEST_SOURCES, 'abi-guest.wat');
 
 /** Build `source` (a .js or .wat tool) unless a build of the same source, WIT and toolchain is cached. */
-export async function guestComponent(source: string, log: (line: string) => void = () => {}): Promise<Uint8Array> {
+function guestKey(source: string): string {
   const h = createHash('sha256');
   h.update(readFileSync(source));
   h.update(readFileSync(join(WIT_DIR, 'sandbox.wit')));
-  // The toolchain's versions are part of the key: a new componentize-js rebuilds.
-  for (const pkg of ['@bytecodealliance/componentize-js', '@bytecodealliance/jco']) h.update(packageVersion(pkg));
-  const key = h.digest('hex').slice(0, 16);
+  // The toolchain is part of the key: a new componentize-js rebuilds. (A WAT guest needs only wasm-tools.)
+  if (source.endsWith('.js')) h.update(packageVersion(COMPONENTIZE_PACKAGE));
+  return h.digest('hex').slice(0, 16);
+}
+
+export async function guestComponent(source: string, log: (line: string) => void = () => {}): Promise<Uint8Array> {
+  const key = guestKey(source);
   const name = source.split('/').pop()?.replace(/\.[a-z]+$/, '') ?? 'guest';
   const outDir = join(fuzzCacheRoot(), 'fuzz');
   const out = join(outDir, `${name}-${key}.wasm`);
@@ -92,6 +112,20 @@ export async function guestComponent(source: string, log: (line: string) => void
   writeFileSync(tmp, component);
   renameSync(tmp, out);
   return component;
+}
+
+/**
+ * Build the guests `layers` need and transpile them into `cacheDir`, here on
+ * the calling thread, before fuzz jobs start in worker threads: the builder
+ * runs child processes with the parent's stdio, which a worker thread cannot
+ * hand on, and two jobs would otherwise build the same guest at once.
+ */
+export async function prepareGuests(layers: readonly string[], cacheDir: string, log: (line: string) => void = () => {}): Promise<void> {
+  const sources = [...(layers.includes('guest') ? [ECHO_SOURCE] : []), ...(layers.includes('abi') ? [ABI_SOURCE] : [])];
+  for (const source of sources) {
+    const component = await guestComponent(source, log);
+    await compileComponent(component, sha256Hex(component), { cacheDir, maxMemoryBytes: DEFAULT_LIMITS.maxMemoryBytes, maxTableElements: DEFAULT_LIMITS.maxTableElements });
+  }
 }
 
 export interface GuestRuntimeOptions {

@@ -18,7 +18,7 @@ import type { CheckStats } from './checker.ts';
 import { FuzzCaseError, GateHarness, type CaseFailure } from './gate-harness.ts';
 import { ALL_OPS, countRuns, scenarioArb, TARGETS, type Op, type Scenario, type Target } from './generators.ts';
 import { GuestHarness } from './guest-harness.ts';
-import { defaultCacheDir } from './guests.ts';
+import { defaultCacheDir, prepareGuests } from './guests.ts';
 import { INVARIANTS } from './invariants.ts';
 import { STRICTER } from './model.ts';
 import { World } from './world.ts';
@@ -329,7 +329,13 @@ async function runJobs(options: FuzzOptions & { seed: number }, items: readonly 
     least.items.push(item);
   }
   const { progress, ...rest } = options;
-  const reports = await Promise.all(load.filter((l) => l.items.length > 0).map((l) => runInWorker<FuzzOptions, FuzzReport>({ ...rest, jobs: 1, items: l.items }, progress)));
+  const cacheDir = options.cacheDir ?? defaultCacheDir();
+  await prepareGuests(
+    items.map((i) => i.layer),
+    cacheDir,
+    progress,
+  );
+  const reports = await Promise.all(load.filter((l) => l.items.length > 0).map((l) => runInWorker<FuzzOptions, FuzzReport>({ ...rest, cacheDir, jobs: 1, items: l.items }, progress)));
   const index = (r: PropertyResult): number => items.findIndex((i) => i.layer === r.layer && i.op === r.op);
   const results = reports.flatMap((r) => r.results).sort((a, b) => index(a) - index(b));
   const failed = results.find((r) => r.failure !== undefined)?.failure ?? reports.find((r) => r.failure !== undefined)?.failure;

@@ -11,7 +11,7 @@ import dns from 'node:dns';
 import { isIP } from 'node:net';
 import zlib from 'node:zlib';
 import { promisify } from 'node:util';
-import { Agent, buildConnector } from 'undici';
+import type { Agent, buildConnector } from 'undici';
 import { AuthorityError, ErrorCode } from '../errors.ts';
 import type { Decision, Header } from '../host-call.ts';
 import { askGate, denialError } from './guest-error.ts';
@@ -110,7 +110,10 @@ const leak = (message: string): AuthorityError => new AuthorityError(ErrorCode.S
  * ```
  */
 export class HttpClient {
-  readonly #agent: Agent;
+  /** undici loads on the first request: a runtime whose tools never fetch (and every CLI command that runs none) never pays for it. */
+  #agent: Promise<Agent> | undefined;
+  readonly #makeAgent: () => Promise<Agent>;
+  #closed = false;
   readonly #lookup: LookupFn;
   readonly #limits: HttpLimits;
 
@@ -120,32 +123,36 @@ export class HttpClient {
     }
     this.#limits = resolveLimits(DEFAULT_HTTP_LIMITS, options.limits, 'http');
     this.#lookup = options.lookup ?? ((host, opts) => dns.promises.lookup(host, opts));
-    const base = buildConnector({ ...(options.connect ?? {}), allowH2: false } as buildConnector.BuildOptions);
-    const onConnect = options.onConnect;
-    // Every origin the agent sees is the checked IP literal; refusing names here means undici can never resolve one itself.
-    const connector: buildConnector.connector = (opts, callback) => {
-      if (isIP(opts.hostname) === 0) {
-        callback(new AuthorityError(ErrorCode.INTERNAL, 'refusing to dial a host name: only checked addresses are dialled'), null);
-        return;
-      }
-      const port = Number(opts.port) || (opts.protocol === 'https:' ? 443 : 80);
-      try {
-        onConnect?.(opts.hostname, port);
-      } catch (err) {
-        callback(err instanceof Error ? err : new Error(String(err)), null);
-        return;
-      }
-      base(opts, callback);
+    const limits = this.#limits;
+    this.#makeAgent = async () => {
+      const { Agent, buildConnector } = await import('undici');
+      const base = buildConnector({ ...(options.connect ?? {}), allowH2: false } as buildConnector.BuildOptions);
+      const onConnect = options.onConnect;
+      // Every origin the agent sees is the checked IP literal; refusing names here means undici can never resolve one itself.
+      const connector: buildConnector.connector = (opts, callback) => {
+        if (isIP(opts.hostname) === 0) {
+          callback(new AuthorityError(ErrorCode.INTERNAL, 'refusing to dial a host name: only checked addresses are dialled'), null);
+          return;
+        }
+        const port = Number(opts.port) || (opts.protocol === 'https:' ? 443 : 80);
+        try {
+          onConnect?.(opts.hostname, port);
+        } catch (err) {
+          callback(err instanceof Error ? err : new Error(String(err)), null);
+          return;
+        }
+        base(opts, callback);
+      };
+      return new Agent({
+        connect: connector,
+        allowH2: false,
+        // Our own deadline covers connect, headers and body; the parser's cap is a backstop above the largest per-call cap.
+        headersTimeout: 0,
+        bodyTimeout: 0,
+        maxHeaderSize: Math.max(16 * 1024, limits.headerBytes + 4 * limits.headerCount + 1024),
+        keepAliveTimeout: options.keepAliveTimeoutMs ?? 4000,
+      });
     };
-    this.#agent = new Agent({
-      connect: connector,
-      allowH2: false,
-      // Our own deadline covers connect, headers and body; the parser's cap is a backstop above the largest per-call cap.
-      headersTimeout: 0,
-      bodyTimeout: 0,
-      maxHeaderSize: Math.max(16 * 1024, this.#limits.headerBytes + 4 * this.#limits.headerCount + 1024),
-      keepAliveTimeout: options.keepAliveTimeoutMs ?? 4000,
-    });
   }
 
   /**
@@ -182,9 +189,19 @@ export class HttpClient {
     }
   }
 
+  /** The agent, made on first use; one made after close() is closed too, so the call is refused as before. */
+  #getAgent(): Promise<Agent> {
+    if (this.#agent === undefined) {
+      const made = this.#makeAgent();
+      this.#agent = this.#closed ? made.then(async (a) => (await a.close(), a)) : made;
+    }
+    return this.#agent;
+  }
+
   /** Close idle connections and refuse new calls. */
   async close(): Promise<void> {
-    await this.#agent.close();
+    this.#closed = true;
+    if (this.#agent !== undefined) await (await this.#agent).close();
   }
 
   /**
@@ -239,7 +256,7 @@ export class HttpClient {
     const origin = `${target.scheme}://${ipHost}${target.port === defaultPort ? '' : `:${target.port}`}`;
     const flat: string[] = ['host', target.hostHeader, 'accept-encoding', 'identity'];
     for (const [k, v] of headers) flat.push(k, v);
-    const res = await this.#agent.request({
+    const res = await (await this.#getAgent()).request({
       origin,
       path: target.pathAndQuery,
       method: method as 'GET',

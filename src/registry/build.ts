@@ -11,10 +11,11 @@
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync, copyFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { extname, join, resolve } from 'node:path';
+import { basename, dirname, extname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { componentEmbed, componentNew, parse } from '@bytecodealliance/jco';
 import { AuthorityError, ErrorCode } from '../errors.ts';
+import { isMissing, loadWasmTools } from './jco.ts';
+import type * as Componentize from '@bytecodealliance/componentize-js';
 
 /** The folder holding `sandbox.wit`, shipped with the package. */
 export const WIT_DIR = fileURLToPath(new URL('../../wit/', import.meta.url));
@@ -62,17 +63,49 @@ export interface BuildResult {
   language: 'javascript' | 'wat';
 }
 
+/** The JavaScript tool builder: an optional peer, since only `authority build` of a .js tool needs it. */
+export const COMPONENTIZE_PACKAGE = '@bytecodealliance/componentize-js';
+
+async function loadComponentize(): Promise<typeof Componentize> {
+  try {
+    return await import('@bytecodealliance/componentize-js');
+  } catch (e) {
+    if (!isMissing(e, COMPONENTIZE_PACKAGE)) throw e;
+    throw new AuthorityError(ErrorCode.CONFIG, `building a JavaScript tool needs ${COMPONENTIZE_PACKAGE}, which is not installed: run \`npm install ${COMPONENTIZE_PACKAGE}@0.23\` (running tools does not need it)`, { cause: e });
+  }
+}
+
+/** The guest helper module (`authority-sandbox/guest`), plain JavaScript shipped with the package. */
+export const GUEST_MODULE = fileURLToPath(new URL('../../guest/index.js', import.meta.url));
+const GUEST_IMPORT_RE = /(\bfrom\s*)(['"])authority-sandbox\/guest\2/g;
+
+/**
+ * The JavaScript engine inside a tool resolves only relative imports, so an
+ * import of `authority-sandbox/guest` is pointed at the shipped file: the
+ * source is copied beside itself (its own relative imports still resolve)
+ * with that one specifier rewritten. Returns the file to build and a cleanup.
+ */
+function withGuestImport(sourcePath: string, source: string): { path: string; done: () => void } {
+  if (!/\bfrom\s*(['"])authority-sandbox\/guest\1/.test(source)) return { path: sourcePath, done: () => {} };
+  let rel = relative(dirname(sourcePath), GUEST_MODULE).split(sep).join('/');
+  if (!rel.startsWith('.')) rel = `./${rel}`;
+  const path = join(dirname(sourcePath), `.${basename(sourcePath, extname(sourcePath))}.authority-build-${process.pid}.js`);
+  writeFileSync(path, source.replace(GUEST_IMPORT_RE, (_m, from: string, q: string) => `${from}${q}${rel}${q}`));
+  return { path, done: () => rmSync(path, { force: true }) };
+}
+
 async function buildJs(sourcePath: string): Promise<BuildResult> {
   const source = readFileSync(sourcePath, 'utf8');
   const imports = sourceImports(source);
+  const { componentize } = await loadComponentize();
   const witDir = mkdtempSync(join(tmpdir(), 'authority-wit-'));
+  const entry = withGuestImport(sourcePath, source);
   try {
     mkdirSync(join(witDir, 'deps', 'sandbox'), { recursive: true });
     copyFileSync(join(WIT_DIR, 'sandbox.wit'), join(witDir, 'deps', 'sandbox', 'sandbox.wit'));
     writeFileSync(join(witDir, 'world.wit'), toolWorld(imports));
-    const { componentize } = await import('@bytecodealliance/componentize-js');
     const { component } = await componentize({
-      sourcePath,
+      sourcePath: entry.path,
       witPath: witDir,
       worldName: 'tool',
       disableFeatures: ['stdio', 'random', 'clocks', 'http', 'fetch-event'],
@@ -82,12 +115,14 @@ async function buildJs(sourcePath: string): Promise<BuildResult> {
     if (e instanceof AuthorityError) throw e;
     throw new AuthorityError(ErrorCode.COMPONENT_INVALID, `could not build ${sourcePath}: ${(e as Error).message}`, { cause: e });
   } finally {
+    entry.done();
     rmSync(witDir, { recursive: true, force: true });
   }
 }
 
 async function buildWat(sourcePath: string): Promise<BuildResult> {
   const wat = readFileSync(sourcePath, 'utf8');
+  const { parse, componentEmbed, componentNew } = await loadWasmTools();
   try {
     const core = await parse(wat);
     const embedded = await componentEmbed({ binary: core, witPath: WIT_DIR, world: 'tool' });

@@ -9,10 +9,11 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { transpile } from '@bytecodealliance/jco';
 import { AuthorityError, ErrorCode } from '../errors.ts';
 import { capCoreModule, componentImportTypes, type ComponentType } from './binary.ts';
 import { interfaceOf, sandboxFunctions, sandboxTypes, witDigest } from './wit-types.ts';
+import { cacheMaxBytes, DEFAULT_PRUNE_GRACE_MS, pruneCache, touchEntry } from './cache.ts';
+import { loadTranspiler, type JcoTranspile } from './jco.ts';
 
 /** Bumped when the way we patch or lay out the generated code changes. */
 const CACHE_FORMAT = 3;
@@ -181,14 +182,16 @@ function sandboxFunctionCount(bytes: Uint8Array): number {
 }
 
 async function transpileToCache(bytes: Uint8Array, digest: string, dir: string, cacheDir: string): Promise<Manifest> {
-  let out: Awaited<ReturnType<typeof transpile>>;
+  const { transpileBytes } = await loadTranspiler();
+  let out: Awaited<ReturnType<JcoTranspile['transpileBytes']>>;
   try {
-    out = await transpile(bytes, {
+    // noComponentErrorWrapping: false keeps the behaviour of jco's own CLI and API.
+    out = await transpileBytes(bytes, {
       name: 'tool',
       instantiation: 'sync',
       wasiShim: false,
-      noTypescript: true,
-      quiet: true,
+      emitTypescriptDeclarations: false,
+      noComponentErrorWrapping: false,
     });
   } catch (e) {
     throw new AuthorityError(ErrorCode.COMPONENT_INVALID, `jco could not transpile the component: ${(e as Error).message ?? String(e)}`, { cause: e });
@@ -245,7 +248,12 @@ export interface CompileOptions {
   maxMemoryBytes: number;
   /** Cap on each table the tool defines, in elements. Default 100,000. */
   maxTableElements?: number;
+  /** Cap on the disk cache, in bytes; least recently used entries go first. Default $AUTHORITY_CACHE_MAX_MB MiB, else 512 MiB. */
+  maxCacheBytes?: number;
 }
+
+/** Cache entries this process has used: never pruned from under it (its workers load their files). */
+const inUse = new Map<string, Set<string>>();
 
 const compiled = new Map<string, Promise<CompiledTool>>();
 
@@ -262,18 +270,29 @@ export function compileComponent(bytes: Uint8Array, digest: string, opts: Compil
   const key = `${opts.cacheDir}\0${digest}\0${memoryMaxPages}\0${tableMaxElements}`;
   let p = compiled.get(key);
   if (p === undefined) {
-    p = doCompile(bytes, digest, opts.cacheDir, memoryMaxPages, tableMaxElements);
+    p = doCompile(bytes, digest, opts.cacheDir, memoryMaxPages, tableMaxElements, opts.maxCacheBytes);
     compiled.set(key, p);
     p.catch(() => compiled.delete(key));
   }
   return p;
 }
 
-async function doCompile(bytes: Uint8Array, digest: string, cacheDir: string, memoryMaxPages: number, tableMaxElements: number): Promise<CompiledTool> {
+async function doCompile(bytes: Uint8Array, digest: string, cacheDir: string, memoryMaxPages: number, tableMaxElements: number, maxCacheBytes: number | undefined): Promise<CompiledTool> {
+  const maxBytes = maxCacheBytes ?? cacheMaxBytes();
   mkdirSync(cacheDir, { recursive: true, mode: 0o700 });
   // The generated code carries the WIT's types (its pointer checks): a changed WIT is a new entry.
-  const dir = join(cacheDir, `${digest}.v${CACHE_FORMAT}-${witDigest()}`);
-  const manifest = readManifest(dir, digest) ?? (await transpileToCache(bytes, digest, dir, cacheDir));
+  const name = `${digest}.v${CACHE_FORMAT}-${witDigest()}`;
+  const dir = join(cacheDir, name);
+  let used = inUse.get(cacheDir);
+  if (used === undefined) inUse.set(cacheDir, (used = new Set()));
+  used.add(name);
+  let manifest = readManifest(dir, digest);
+  if (manifest !== undefined) {
+    touchEntry(dir);
+  } else {
+    manifest = await transpileToCache(bytes, digest, dir, cacheDir);
+    pruneCache(cacheDir, { maxBytes, keep: used, graceMs: DEFAULT_PRUNE_GRACE_MS });
+  }
   const modules = new Map<string, WebAssembly.Module>();
   for (const core of manifest.cores) {
     const capped = capCoreModule(readFileSync(join(dir, core)), { maxMemoryPages: memoryMaxPages, maxTableElements: tableMaxElements });

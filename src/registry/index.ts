@@ -5,5 +5,5 @@
 export { Registry, DEFAULT_LIMITS, TOOL_NAME_RE, checkImports, toInfo, validLimits, type Describer, type RegisterOptions, type RegisteredTool, type ToolInfo, type ToolLimits } from './registry.ts';
 export { compileComponent, sha256Hex, type CompiledTool, type CompileOptions } from './compile.ts';
 export { componentImports, capCoreMemories, isComponent, type ComponentImport, type ImportKind, type MemoryLimits } from './binary.ts';
-export { buildTool, sourceImports, toolWorld, WIT_DIR, SANDBOX_INTERFACES, type BuildResult, type SandboxInterface } from './build.ts';
+export { buildTool, sourceImports, toolWorld, WIT_DIR, SANDBOX_INTERFACES, COMPONENTIZE_PACKAGE, type BuildResult, type SandboxInterface } from './build.ts';
 export { InputSchemas } from './input-schema.ts';

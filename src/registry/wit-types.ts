@@ -12,10 +12,10 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { componentEmbed, componentNew } from '@bytecodealliance/jco';
 import { AuthorityError, ErrorCode } from '../errors.ts';
 import { componentImportTypes, type ComponentType } from './binary.ts';
 import { WIT_DIR } from './build.ts';
+import { loadWasmTools } from './jco.ts';
 
 /** Interface name (`authority:sandbox/fs`, no version) -> its instance type. */
 export type SandboxTypes = ReadonlyMap<string, Extract<ComponentType, { k: 'instance' }>>;
@@ -61,6 +61,7 @@ async function load(cacheDir: string | undefined, digest: string): Promise<Sandb
     types = undefined; // a damaged cache entry is rebuilt
   }
   if (types === undefined) {
+    const { componentEmbed, componentNew } = await loadWasmTools();
     try {
       bytes = await componentNew(await componentEmbed({ dummy: true, witPath: WIT_DIR, world: 'tool' }));
     } catch (e) {

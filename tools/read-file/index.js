@@ -1,7 +1,7 @@
 // read-file: reads one file through the host's fs interface. Which files it
 // may read is decided by the gate, never by the tool.
 import { readFile } from 'authority:sandbox/fs@0.1.0';
-import { hostError } from '../_shared/host-error.js';
+import { host } from 'authority-sandbox/guest';
 
 export function describe() {
   return {
@@ -16,15 +16,10 @@ export function describe() {
   };
 }
 
-
 export function run(input) {
   const { path } = JSON.parse(input);
   if (typeof path !== 'string') throw 'input.path must be a string';
-  let bytes;
-  try {
-    bytes = readFile(path);
-  } catch (e) {
-    throw hostError(e);
-  }
+  // host() turns a refusal into this tool's error result ("E_CAP_SCOPE: ..."), not a trap.
+  const bytes = host(() => readFile(path));
   return JSON.stringify({ path, bytes: bytes.length, content: new TextDecoder().decode(bytes) });
 }

@@ -25,6 +25,7 @@ import { EXIT_FAIL, EXIT_OK, type CliIO, type Command } from '../types.ts';
 import { FLEET_FLAGS } from '../fleet-options.ts';
 import { fleetRows, fleetText, witnessCheck, witnessText } from './audit-fleet.ts';
 import { emit, parse, usageError } from '../output.ts';
+import { summaryOf } from './table.ts';
 
 const USAGE = `usage: authority audit <subcommand> [options]
 
@@ -281,7 +282,7 @@ async function run(argv: string[], io: CliIO): Promise<number> {
 
 export const auditCommand: Command = {
   name: 'audit',
-  summary: 'verify the audit log, show or tail its records, prove and check inclusion',
+  summary: summaryOf('audit'),
   usage: USAGE,
   run,
 };

@@ -2,12 +2,13 @@ import { writeFileSync, renameSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { buildTool } from '../../registry/build.ts';
 import { sha256Hex } from '../../registry/compile.ts';
-import { emit, parse, usageError } from '../output.ts';
+import { emit, parse, progress, usageError } from '../output.ts';
 import { EXIT_OK, type Command } from '../types.ts';
+import { summaryOf } from './table.ts';
 
 export const buildCommand: Command = {
   name: 'build',
-  summary: 'build a tool from JavaScript or WAT source into a component',
+  summary: summaryOf('build'),
   usage: `usage: authority build <tool-source> -o <tool.wasm> [--json]
 
 Builds a tool into a WebAssembly component that imports only the
@@ -28,8 +29,14 @@ authority:sandbox interfaces its source uses (no WASI at all).
     if (values.out === undefined) throw usageError('build needs -o <tool.wasm>');
     const source = resolve(io.cwd, positionals[0] as string);
     const out = resolve(io.cwd, values.out);
-    io.err(`building ${source}...\n`);
-    const { component, imports, language } = await buildTool(source);
+    const shown = progress(io, `building ${source}`, 0);
+    let built: Awaited<ReturnType<typeof buildTool>>;
+    try {
+      built = await buildTool(source);
+    } finally {
+      shown.done();
+    }
+    const { component, imports, language } = built;
     const tmp = `${out}.${process.pid}.tmp`;
     writeFileSync(tmp, component);
     renameSync(tmp, out);

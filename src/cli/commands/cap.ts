@@ -29,6 +29,7 @@ import {
 import { emit, parse, usageError } from '../output.ts';
 import { fleetOptions } from '../fleet-options.ts';
 import { EXIT_FAIL, EXIT_OK, type CliIO, type Command } from '../types.ts';
+import { summaryOf } from './table.ts';
 
 const USAGE = `usage: authority cap <subcommand> ... [--data-dir DIR] [--json]
 
@@ -301,7 +302,7 @@ function asUsage<T>(fn: () => T): T {
 
 export const capCommand: Command = {
   name: 'cap',
-  summary: 'issue, inspect, verify, attenuate and revoke capability tokens',
+  summary: summaryOf('cap'),
   usage: USAGE,
   async run(argv: string[], io: CliIO): Promise<number> {
     const { values, positionals } = parse({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });

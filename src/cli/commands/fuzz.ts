@@ -4,10 +4,18 @@
  * shrunk counterexample and one command that replays it.
  */
 import { resolve } from 'node:path';
-import { loadPolicyFile } from '../../policy/index.ts';
-import { ALL_OPS, LAYERS, runFuzz, type FuzzReport, type Layer, type Op } from '../../fuzz/index.ts';
-import { emit, parse, usageError } from '../output.ts';
+import type { FuzzReport, Layer, Op } from '../../fuzz/index.ts';
+import { COMPONENTIZE_PACKAGE } from '../../registry/build.ts';
+import { emit, parse, progressLines, usageError } from '../output.ts';
 import { EXIT_FAIL, EXIT_OK, type Command } from '../types.ts';
+import { summaryOf } from './table.ts';
+
+/**
+ * The fuzzed host functions, for the usage text only: the fuzzer itself (and
+ * fast-check) loads when a run starts, so `authority --help` stays fast. A
+ * test checks this list against the fuzzer's.
+ */
+export const FUZZ_OPS = ['fs.read', 'fs.write', 'fs.list', 'fs.stat', 'fs.remove', 'fs.mkdir', 'http.fetch', 'secrets.get'] as const;
 
 const USAGE = `usage: authority fuzz [--policy FILE] [--runs N] [--seed S] [--target fs|http|secrets|all] [--json]
 
@@ -24,7 +32,7 @@ traffic stays on 127.0.0.1; files live in a scratch folder.
   --runs N             host calls per host function (default 100000)
   --seed S             fast-check seed (default: a fresh one, printed)
   --target T           fs, http, secrets or all (default all)
-  --op OP              only this host function (${ALL_OPS.join(', ')})
+  --op OP              only this host function (${FUZZ_OPS.join(', ')})
   --layer L            gate, guest, abi; repeatable (default all three)
                          gate   straight into the gate (fast; most runs)
                          guest  through the echo guest, jco and the worker bridge
@@ -78,7 +86,7 @@ function human(r: FuzzReport, runs: number): string {
 
 export const fuzzCommand: Command = {
   name: 'fuzz',
-  summary: 'fuzz the host-function boundary against a policy; report violations with a replay command',
+  summary: summaryOf('fuzz'),
   usage: USAGE,
   async run(argv, io) {
     const { values } = parse({
@@ -100,6 +108,7 @@ export const fuzzCommand: Command = {
       },
     });
     const json = values.json === true;
+    const { ALL_OPS, LAYERS, runFuzz } = await import('../../fuzz/index.ts');
     const runs = positiveInt(values.runs, '--runs') ?? 100_000;
     let seed: number | undefined;
     if (values.seed !== undefined) {
@@ -112,6 +121,14 @@ export const fuzzCommand: Command = {
     if (op !== undefined && !ALL_OPS.includes(op)) throw usageError(`--op takes one of ${ALL_OPS.join(', ')}, got ${JSON.stringify(op)}`);
     const layers = (values.layer ?? []).flatMap((l) => l.split(','));
     for (const l of layers) if (!(LAYERS as readonly string[]).includes(l)) throw usageError(`--layer takes gate, guest or abi, got ${JSON.stringify(l)}`);
+    if (layers.length === 0 && values.path === undefined) {
+      // The guest layer's echo guest is JavaScript: without the JS tool builder (an optional peer) the default run skips it, and says so.
+      const { echoGuestAvailable } = await import('../../fuzz/guests.ts');
+      if (!echoGuestAvailable()) {
+        layers.push('gate', 'abi');
+        io.err(`authority fuzz: skipping the guest layer: its echo guest is built with ${COMPONENTIZE_PACKAGE}, which is not installed (npm install ${COMPONENTIZE_PACKAGE}@0.23 to include it)\n`);
+      }
+    }
     if (values.path !== undefined && (seed === undefined || layers.length !== 1)) throw usageError('--path replays one counterexample: give --seed and one --layer too (and --op for gate and guest)');
     let guestShare: number | undefined;
     if (values['guest-share'] !== undefined) {
@@ -121,6 +138,7 @@ export const fuzzCommand: Command = {
     let policy: Record<string, unknown> | undefined;
     if (values.policy !== undefined) {
       // Validated by the real loader first: the fuzzer runs only policies the runtime would accept.
+      const { loadPolicyFile } = await import('../../policy/index.ts');
       const loaded = await loadPolicyFile(resolve(io.cwd, values.policy));
       policy = loaded.policy.toJSON() as Record<string, unknown>;
     }
@@ -136,7 +154,7 @@ export const fuzzCommand: Command = {
       jobs: positiveInt(values.jobs, '--jobs'),
       policy,
       policyArg: values.policy,
-      progress: json ? undefined : (line) => io.err(`${line}\n`),
+      progress: json ? undefined : progressLines(io),
     });
     emit(io, json, report, human(report, runs));
     return report.ok ? EXIT_OK : EXIT_FAIL;

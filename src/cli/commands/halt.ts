@@ -4,6 +4,7 @@ import { dataPaths, ensurePrivateDir, resolveDataDir } from '../../data-dir.ts';
 import { fleetOptions } from '../fleet-options.ts';
 import { emit, parse, usageError } from '../output.ts';
 import { EXIT_OK, type Command } from '../types.ts';
+import { summaryOf } from './table.ts';
 
 const USAGE = `usage: authority halt --reason TEXT [--data-dir DIR] [--redis URL] [--json]
        authority halt --clear [--data-dir DIR] [--redis URL] [--json]
@@ -21,7 +22,7 @@ runtime started while it is on starts halted. --clear lifts it.
 
 export const haltCommand: Command = {
   name: 'halt',
-  summary: 'stop every runtime on a data folder now, and record why',
+  summary: summaryOf('halt'),
   usage: USAGE,
   async run(argv, io) {
     const { values, positionals } = parse({

@@ -7,6 +7,7 @@ import { dataPaths, resolveDataDir } from '../../data-dir.ts';
 import { Keyring, KEYS_ENV, type KeyInfo } from '../../capability/index.ts';
 import { emit, parse, usageError } from '../output.ts';
 import { EXIT_OK, type CliIO, type Command } from '../types.ts';
+import { summaryOf } from './table.ts';
 
 const USAGE = `usage: authority keys <subcommand> [--data-dir DIR] [--json]
 
@@ -39,7 +40,7 @@ function warnEnv(io: CliIO): void {
 
 export const keysCommand: Command = {
   name: 'keys',
-  summary: 'create, rotate, list and remove the HMAC keys that sign capability tokens',
+  summary: summaryOf('keys'),
   usage: USAGE,
   async run(argv: string[], io: CliIO): Promise<number> {
     const { values, positionals } = parse({

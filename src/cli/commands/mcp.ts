@@ -2,15 +2,15 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, watch, type FSWatcher } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { Writable } from 'node:stream';
-import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
-import { createMcpServer, loadGrantsFile, mintGrants, watchToolFolders, type GrantClaim, type McpSession, type ToolFolders } from '../../adapters/mcp.ts';
+import type { GrantClaim, McpSession, ToolFolders } from '../../adapters/mcp.ts';
 import { dataPaths, haltReason, resolveDataDir } from '../../data-dir.ts';
 import { AuthorityError, ErrorCode, toAuthorityError } from '../../errors.ts';
 import { isOciReference } from '../../oci/reference.ts';
 import type { Runtime } from '../../runtime.ts';
-import { fail, parse, usageError } from '../output.ts';
+import { fail, parse, progress, usageError } from '../output.ts';
 import { openRuntime, registerToolArg, RUNTIME_FLAGS, RUNTIME_FLAGS_HELP, toolDirs } from '../runtime-options.ts';
 import { EXIT_FAIL, EXIT_OK, type CliIO, type Command } from '../types.ts';
+import { summaryOf } from './table.ts';
 
 const USAGE = `usage: authority mcp [--tools DIR|oci://REF]... [--policy FILE] [--grants FILE] [options]
 
@@ -123,6 +123,11 @@ async function serve(argv: string[], io: CliIO): Promise<number> {
   const dataDir = resolveDataDir(values['data-dir'], io.env, io.cwd);
   const haltFile = values['halt-file'] !== undefined ? resolve(io.cwd, values['halt-file']) : dataPaths(dataDir).haltFile;
   if (existsSync(haltFile)) throw new AuthorityError(ErrorCode.CONFIG, `the stop switch is on: ${haltFile} exists; remove it to start`, { data: { file: haltFile } });
+  // The MCP SDK and the runtime load only here, once the arguments are known to be good.
+  const [{ createMcpServer, loadGrantsFile, mintGrants, watchToolFolders }, { StdioServerTransport }] = await Promise.all([
+    import('../../adapters/mcp.ts'),
+    import('@modelcontextprotocol/sdk/server/stdio.js'),
+  ]);
   const claims: GrantClaim[] = values.grants === undefined ? [] : await loadGrantsFile(resolve(io.cwd, values.grants));
 
   const runtime: Runtime = await openRuntime(values, io, {
@@ -140,15 +145,20 @@ async function serve(argv: string[], io: CliIO): Promise<number> {
     const refs = (values.tools ?? []).filter(isOciReference);
     const folderArgs = (values.tools ?? []).filter((t) => !isOciReference(t));
     const dirs = refs.length > 0 && folderArgs.length === 0 ? [] : toolDirs({ ...values, tools: folderArgs }, io);
-    folders = await watchToolFolders(runtime, dirs, { logger: io.log });
-    for (const r of folders.refused) io.err(`authority mcp: refused ${r.file}: ${r.error.code}: ${r.error.message}\n`);
-    for (const ref of refs) {
-      try {
-        await registerToolArg(runtime, ref, values, io);
-      } catch (e) {
-        const err = toAuthorityError(e);
-        io.err(`authority mcp: refused ${ref}: ${err.code}: ${err.message}\n`);
+    const shown = progress(io, `authority mcp: loading the tools${dirs.length > 0 ? ` in ${dirs.join(', ')}` : ''}`);
+    try {
+      // Each refused component is one log event (warn, 'tool component refused'): a readable line on a terminal, JSON otherwise.
+      folders = await watchToolFolders(runtime, dirs, { logger: io.log });
+      for (const ref of refs) {
+        try {
+          await registerToolArg(runtime, ref, values, io);
+        } catch (e) {
+          const err = toAuthorityError(e);
+          io.err(`authority mcp: refused ${ref}: ${err.code}: ${err.message}\n`);
+        }
       }
+    } finally {
+      shown.done();
     }
 
     stdout = claimStdout();
@@ -191,7 +201,7 @@ async function serve(argv: string[], io: CliIO): Promise<number> {
 
 export const mcpCommand: Command = {
   name: 'mcp',
-  summary: 'serve the tools in the tool folders as an MCP server on stdio',
+  summary: summaryOf('mcp'),
   usage: USAGE,
   async run(argv, io) {
     // Never let an error reach stdout (main() would print --json errors there): it is the MCP channel.

@@ -8,6 +8,7 @@ import { AuthorityError, ErrorCode } from '../../errors.ts';
 import { POLICY_OPS, canonicaliseUrl, formatIssue, loadPolicyFile, type PolicyDecision, type PolicyOp, type PolicyRequest } from '../../policy/index.ts';
 import { emit, fail, parse, usageError } from '../output.ts';
 import { EXIT_FAIL, EXIT_OK, type CliIO, type Command } from '../types.ts';
+import { summaryOf } from './table.ts';
 
 const USAGE = `usage:
   authority policy validate FILE [--json]
@@ -157,7 +158,7 @@ function describe(d: PolicyDecision): string {
 /** `authority policy`: validate a policy file, or test one request against it. */
 export const policyCommand: Command = {
   name: 'policy',
-  summary: 'validate a policy file, or test a request against it',
+  summary: summaryOf('policy'),
   usage: USAGE,
   async run(argv: string[], io: CliIO): Promise<number> {
     const [sub, ...rest] = argv;

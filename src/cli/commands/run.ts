@@ -1,9 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { AuthorityError, ErrorCode } from '../../errors.ts';
-import { emit, fail, parse, usageError } from '../output.ts';
+import { emit, fail, parse, progress, usageError } from '../output.ts';
 import { isOciReference } from '../../oci/reference.ts';
 import { openRuntime, registerToolArg, resolveToolArg, RUNTIME_FLAGS, RUNTIME_FLAGS_HELP } from '../runtime-options.ts';
 import { EXIT_OK, type Command } from '../types.ts';
+import { summaryOf } from './table.ts';
 
 const USAGE = `usage: authority run <tool.wasm|name|oci://HOST/REPO[:TAG|@sha256:HEX]> --input JSON [--grant TOKEN]... [options]
 
@@ -30,7 +31,7 @@ function readArg(value: string): string {
 
 export const runCommand: Command = {
   name: 'run',
-  summary: 'run a tool once in a fresh sandbox instance',
+  summary: summaryOf('run'),
   usage: USAGE,
   async run(argv, io) {
     const { values, positionals } = parse({
@@ -55,6 +56,17 @@ export const runCommand: Command = {
       throw new AuthorityError(ErrorCode.USAGE, `--input is not JSON: ${(e as Error).message}`, { cause: e });
     }
     const grants = (values.grant ?? []).flatMap((g) => readArg(g).split(/\s+/).filter(Boolean));
+    // A grant that is not a token at all is a typo: refuse it before the tool runs (a pure tool would otherwise succeed and hide it).
+    if (grants.length > 0) {
+      const { parseToken } = await import('../../capability/index.ts');
+      grants.forEach((g, i) => {
+        try {
+          parseToken(g);
+        } catch (e) {
+          throw new AuthorityError(ErrorCode.USAGE, `--grant #${i + 1} is not a capability token (${(e as Error).message}); tokens come from \`authority cap issue\``, { cause: e, data: { field: '--grant', index: i } });
+        }
+      });
+    }
     const timeoutMs = values.timeout === undefined ? undefined : Number(values.timeout);
     if (timeoutMs !== undefined && !(Number.isInteger(timeoutMs) && timeoutMs > 0)) throw usageError('--timeout takes a positive number of milliseconds');
     const arg = positionals[0] as string;
@@ -62,7 +74,9 @@ export const runCommand: Command = {
     if (!isOciReference(arg)) resolveToolArg(arg, values, io);
     const runtime = await openRuntime(values, io);
     try {
-      const tool = await registerToolArg(runtime, arg, values, io);
+      // The first registration of a tool transpiles and compiles it (seconds for a JavaScript tool); later ones hit the cache.
+      const shown = progress(io, 'preparing the tool (first use; cached afterwards)');
+      const tool = await registerToolArg(runtime, arg, values, io).finally(() => shown.done());
       const result = await runtime.invoke(tool.name, input, { grants, runId: values.run, timeoutMs });
       emit(io, json, result, result.output);
       return EXIT_OK;

@@ -5,6 +5,7 @@ import { emit, parse, usageError } from '../output.ts';
 import { isOciReference } from '../../oci/reference.ts';
 import { componentFiles, openRuntime, registerToolArg, resolveToolArg, RUNTIME_FLAGS, RUNTIME_FLAGS_HELP, toolDirs } from '../runtime-options.ts';
 import { EXIT_FAIL, EXIT_OK, EXIT_USAGE, type Command } from '../types.ts';
+import { summaryOf } from './table.ts';
 
 /** The registry and signature subcommands (their code loads only when one runs). */
 export const REGISTRY_USAGE = `  authority tools push <tool.wasm> oci://HOST/REPO:TAG [registry options]
@@ -59,7 +60,7 @@ function describe(t: ToolInfo): string {
 
 export const toolsCommand: Command = {
   name: 'tools',
-  summary: 'list, inspect, push, pull, sign and verify tool components',
+  summary: summaryOf('tools'),
   usage: USAGE,
   async run(argv, io) {
     const [sub, ...rest] = argv;
