@@ -6,7 +6,7 @@ declare module 'authority:sandbox/fs@0.1.0' {
   export function readFile(path: string): Uint8Array;
   /**
    * Replace a file atomically (a temp file renamed over the target), creating
-   * it if needed. The parent directory must exist. Never leaves a partial file.
+   * it if needed. The parent directory must exist (see `make-dir`). Never leaves a partial file.
    */
   export function writeFile(path: string, data: Uint8Array): void;
   /**
@@ -21,6 +21,12 @@ declare module 'authority:sandbox/fs@0.1.0' {
    * Remove a file or an empty directory.
    */
   export function remove(path: string): void;
+  /**
+   * Create a directory. Its parent must exist (make nested folders one
+   * level at a time); a directory already there is not an error, anything
+   * else there is. Needs what a write to that path needs.
+   */
+  export function makeDir(path: string): void;
   export type Error = import('authority:sandbox/types@0.1.0').Error;
   /**
    * # Variants

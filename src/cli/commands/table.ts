@@ -28,7 +28,7 @@ export const COMMAND_TABLE: readonly CommandEntry[] = [
   { name: 'runs', summary: 'list runs, show what one did, undo its file changes, prune kept pre-images', load: async () => (await import('./runs.ts')).runsCommand },
   { name: 'halt', summary: 'stop every runtime on a data folder now, and record why', load: async () => (await import('./halt.ts')).haltCommand },
   { name: 'mcp', summary: 'serve the tools in the tool folders as an MCP server on stdio', load: async () => (await import('./mcp.ts')).mcpCommand },
-  { name: 'serve', summary: 'serve the tools over MCP on HTTP to many agents, with health, readiness and metrics', load: async () => (await import('./serve.ts')).serveCommand },
+  { name: 'serve', summary: 'serve the tools over MCP on HTTP, with health, readiness and metrics', load: async () => (await import('./serve.ts')).serveCommand },
   { name: 'fuzz', summary: 'fuzz the host-function boundary against a policy; report violations with a replay command', load: async () => (await import('./fuzz.ts')).fuzzCommand },
   { name: 'cache', summary: 'list or prune the compile cache (transpiled tools, least recently used first out)', load: async () => (await import('./cache.ts')).cacheCommand },
 ];
