@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import { Fleet } from '../src/fleet/index.ts';
 import { Limiter, MemoryLimitStore, parseRate, type LimiterConfig, type LimitStore, type RateSpec } from '../src/limits/index.ts';
-import { RedisLimitStore } from '../src/limits/redis-store.ts';
+import { RedisLimitStore } from '../src/fleet/redis-store.ts';
 import { connectRedis } from '../src/fleet/redis.ts';
 import { createRuntime } from '../src/runtime.ts';
 import { watFixture } from '../test/helpers/fixtures.ts';

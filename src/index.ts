@@ -50,7 +50,7 @@ export {
 // Policy and limits
 export { Policy, loadPolicy, loadPolicyFile, parsePolicy, type LoadedPolicy, type PolicyRequest, type PolicyDecision } from './policy/index.ts';
 export { MemoryLimitStore, type LimitStore } from './limits/index.ts';
-export { RedisLimitStore, type RedisLimitStoreOptions } from './limits/redis-store.ts';
+export { RedisLimitStore, type RedisLimitStoreOptions } from './fleet/redis-store.ts';
 export { Fleet, type FleetOptions, type FleetHalt, type FleetRevocation, type FleetState } from './fleet/fleet.ts';
 export { connectRedis, type RedisClient, type RedisConnectionOptions } from './fleet/redis.ts';
 

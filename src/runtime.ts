@@ -40,11 +40,11 @@ import type { HostCall, HostReply } from './host-call.ts';
 import { HostFs, HttpClient, SecretStore } from './host/index.ts';
 import { Limiter, MemoryLimitStore, type LimitStore } from './limits/index.ts';
 import type { Policy } from './policy/index.ts';
-import { DEFAULT_LIMITS, InputSchemas, Registry, toInfo, validLimits, type RegisterOptions, type ToolInfo, type ToolLimits } from './registry/index.ts';
+import { checkProvenance, DEFAULT_LIMITS, InputSchemas, Registry, toInfo, validLimits, type Provenance, type ProvenanceResult, type RegisterOptions, type ToolInfo, type ToolLimits } from './registry/index.ts';
 import { defaultLogger, invocationInput, resolvePolicy, validateRuntimeOptions, type InvokeOptions, type InvokeResult, type InvokeStats, type RuntimeOptions } from './runtime-options.ts';
 import { endMessage, invocationError, invokeStats, runEnding, type Ending } from './run-end.ts';
 import { Slots, WorkerPool, type RunOutcome } from './sandbox/index.ts';
-import { checkProvenance, readSidecar, type Provenance, type ProvenanceResult } from './signing/index.ts';
+import { readSidecar } from './signing/index.ts';
 
 export { DEFAULT_POLICY_NAME };
 export type { ApprovalDecision, ApprovalRequest, Approver } from './gate/index.ts';

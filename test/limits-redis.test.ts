@@ -2,7 +2,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { AuthorityError, ErrorCode } from '../src/errors.ts';
 import { Limiter, parseRate, type LimiterConfig, type RateSpec } from '../src/limits/index.ts';
-import { RedisLimitStore, hashTag } from '../src/limits/redis-store.ts';
+import { RedisLimitStore, hashTag } from '../src/fleet/redis-store.ts';
 import { connectRedis, type RedisClient } from '../src/fleet/redis.ts';
 import { startRedis, type TestRedis } from './helpers/redis-server.ts';
 

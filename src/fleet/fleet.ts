@@ -28,7 +28,7 @@ import { hostname } from 'node:os';
 import { RUN_ID_RE, TOKEN_ID_RE } from '../capability/claims.ts';
 import type { RevocationChecker, RevocationHit } from '../capability/revocation.ts';
 import { AuthorityError, ErrorCode } from '../errors.ts';
-import { RedisLimitStore } from '../limits/redis-store.ts';
+import { RedisLimitStore } from './redis-store.ts';
 import { connectRedis, redactRedisUrl, redisFailure, validateRedisOptions, type RedisClient, type RedisConnectionOptions } from './redis.ts';
 import { evalScript } from './scripts.ts';
 

@@ -7,4 +7,4 @@
 export { Fleet, type FleetOptions, type FleetHalt, type FleetRevocation, type FleetState, type FleetEvents } from './fleet.ts';
 export { connectRedis, redactRedisUrl, validateRedisOptions, type RedisClient, type RedisConnectionOptions } from './redis.ts';
 export { startWitness, publishCheckpoint, readWitness, checkWitness, type WitnessEntry, type WitnessCheck } from './witness.ts';
-export { RedisLimitStore, type RedisLimitStoreOptions } from '../limits/redis-store.ts';
+export { RedisLimitStore, type RedisLimitStoreOptions } from './redis-store.ts';

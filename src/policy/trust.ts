@@ -12,7 +12,7 @@
 import { ErrorCode } from '../errors.ts';
 import type { PublicKeyInfo } from '../signing/keys.ts';
 import { nameGlobMatches, type CompiledNameGlob } from './glob.ts';
-import type { PolicyDecision } from './policy.ts';
+import type { Decision } from '../host-call.ts';
 
 export interface TrustRule {
   readonly tools: readonly CompiledNameGlob[];
@@ -44,7 +44,7 @@ export interface TrustSubject {
 }
 
 /** A trust decision: a policy decision, plus the signer that satisfied the rules. */
-export type TrustDecision = PolicyDecision & { readonly signer?: string | undefined };
+export type TrustDecision = Decision & { readonly target?: string | undefined; readonly signer?: string | undefined };
 
 const short = (id: string): string => id.slice(0, 16);
 

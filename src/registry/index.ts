@@ -7,3 +7,4 @@ export { compileComponent, sha256Hex, type CompiledTool, type CompileOptions } f
 export { componentImports, capCoreMemories, isComponent, type ComponentImport, type ImportKind, type MemoryLimits } from './binary.ts';
 export { buildTool, sourceImports, toolWorld, WIT_DIR, SANDBOX_INTERFACES, COMPONENTIZE_PACKAGE, type BuildResult, type SandboxInterface } from './build.ts';
 export { InputSchemas } from './input-schema.ts';
+export { checkProvenance, type Provenance, type ProvenanceResult } from './provenance.ts';

@@ -23,4 +23,3 @@ export {
   type Statement,
 } from './envelope.ts';
 export { SIDECAR_SUFFIX, readSidecar, writeSidecar } from './sidecar.ts';
-export { checkProvenance, type Provenance, type ProvenanceResult } from './provenance.ts';

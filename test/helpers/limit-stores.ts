@@ -3,7 +3,7 @@
  * the Redis store over a real redis-server started for the test file.
  */
 import { MemoryLimitStore, type LimitStore } from '../../src/limits/index.ts';
-import { RedisLimitStore } from '../../src/limits/redis-store.ts';
+import { RedisLimitStore } from '../../src/fleet/redis-store.ts';
 import { connectRedis, type RedisClient } from '../../src/fleet/redis.ts';
 import { startRedis, type TestRedis } from './redis-server.ts';
 

@@ -25,7 +25,7 @@ import { EXIT_FAIL, EXIT_OK, type CliIO, type Command } from '../types.ts';
 import { FLEET_FLAGS } from '../fleet-options.ts';
 import { fleetRows, fleetText, witnessCheck, witnessText } from './audit-fleet.ts';
 import { emit, parse, usageError } from '../output.ts';
-import { summaryOf } from './table.ts';
+import { summaryOf } from './summaries.ts';
 
 const USAGE = `usage: authority audit <subcommand> [options]
 

@@ -4,7 +4,7 @@ import { buildTool } from '../../registry/build.ts';
 import { sha256Hex } from '../../registry/compile.ts';
 import { emit, parse, progress, usageError } from '../output.ts';
 import { EXIT_OK, type Command } from '../types.ts';
-import { summaryOf } from './table.ts';
+import { summaryOf } from './summaries.ts';
 
 export const buildCommand: Command = {
   name: 'build',

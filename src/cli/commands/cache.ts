@@ -8,7 +8,7 @@ import { dataPaths, resolveDataDir } from '../../data-dir.ts';
 import { CACHE_MAX_ENV, cacheMaxBytes, listCache, pruneCache, type CacheEntry } from '../../registry/cache.ts';
 import { emit, parse, usageError } from '../output.ts';
 import { EXIT_OK, type Command } from '../types.ts';
-import { summaryOf } from './table.ts';
+import { summaryOf } from './summaries.ts';
 
 const USAGE = `usage: authority cache list [--cache-dir DIR] [--data-dir DIR] [--json]
        authority cache prune [--max-mb N | --all] [--cache-dir DIR] [--data-dir DIR] [--json]

@@ -29,7 +29,7 @@ import {
 import { emit, parse, usageError } from '../output.ts';
 import { fleetOptions } from '../fleet-options.ts';
 import { EXIT_FAIL, EXIT_OK, type CliIO, type Command } from '../types.ts';
-import { summaryOf } from './table.ts';
+import { summaryOf } from './summaries.ts';
 
 const USAGE = `usage: authority cap <subcommand> ... [--data-dir DIR] [--json]
 

@@ -8,7 +8,7 @@ import type { FuzzReport, Layer, Op } from '../../fuzz/index.ts';
 import { COMPONENTIZE_PACKAGE } from '../../registry/build.ts';
 import { emit, parse, progressLines, usageError } from '../output.ts';
 import { EXIT_FAIL, EXIT_OK, type Command } from '../types.ts';
-import { summaryOf } from './table.ts';
+import { summaryOf } from './summaries.ts';
 
 /**
  * The fuzzed host functions, for the usage text only: the fuzzer itself (and

@@ -4,7 +4,7 @@ import { dataPaths, ensurePrivateDir, resolveDataDir } from '../../data-dir.ts';
 import { fleetOptions } from '../fleet-options.ts';
 import { emit, parse, usageError } from '../output.ts';
 import { EXIT_OK, type Command } from '../types.ts';
-import { summaryOf } from './table.ts';
+import { summaryOf } from './summaries.ts';
 
 const USAGE = `usage: authority halt --reason TEXT [--data-dir DIR] [--redis URL] [--json]
        authority halt --clear [--data-dir DIR] [--redis URL] [--json]

@@ -11,7 +11,7 @@ import { dataPaths, ensurePrivateDir, resolveDataDir } from '../../data-dir.ts';
 import { AuthorityError, ErrorCode } from '../../errors.ts';
 import { emit, parse, progress, usageError } from '../output.ts';
 import { EXIT_OK, type CliIO, type Command } from '../types.ts';
-import { summaryOf } from './table.ts';
+import { summaryOf } from './summaries.ts';
 
 const USAGE = `usage: authority init [--data-dir DIR] [--force] [--json]
 

@@ -7,7 +7,7 @@ import { dataPaths, resolveDataDir } from '../../data-dir.ts';
 import { Keyring, KEYS_ENV, type KeyInfo } from '../../capability/index.ts';
 import { emit, parse, usageError } from '../output.ts';
 import { EXIT_OK, type CliIO, type Command } from '../types.ts';
-import { summaryOf } from './table.ts';
+import { summaryOf } from './summaries.ts';
 
 const USAGE = `usage: authority keys <subcommand> [--data-dir DIR] [--json]
 

@@ -10,7 +10,7 @@ import type { Runtime } from '../../runtime.ts';
 import { fail, parse, progress, usageError } from '../output.ts';
 import { openRuntime, registerToolArg, RUNTIME_FLAGS, RUNTIME_FLAGS_HELP, toolDirs } from '../runtime-options.ts';
 import { EXIT_FAIL, EXIT_OK, type CliIO, type Command } from '../types.ts';
-import { summaryOf } from './table.ts';
+import { summaryOf } from './summaries.ts';
 
 const USAGE = `usage: authority mcp [--tools DIR|oci://REF]... [--policy FILE] [--grants FILE] [options]
 

@@ -8,7 +8,7 @@ import { AuthorityError, ErrorCode } from '../../errors.ts';
 import { POLICY_OPS, canonicaliseUrl, formatIssue, loadPolicyFile, type PolicyDecision, type PolicyOp, type PolicyRequest } from '../../policy/index.ts';
 import { emit, fail, parse, usageError } from '../output.ts';
 import { EXIT_FAIL, EXIT_OK, type CliIO, type Command } from '../types.ts';
-import { summaryOf } from './table.ts';
+import { summaryOf } from './summaries.ts';
 
 const USAGE = `usage:
   authority policy validate FILE [--json]

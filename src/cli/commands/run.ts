@@ -4,7 +4,7 @@ import { emit, fail, parse, progress, usageError } from '../output.ts';
 import { isOciReference } from '../../oci/reference.ts';
 import { openRuntime, registerToolArg, resolveToolArg, RUNTIME_FLAGS, RUNTIME_FLAGS_HELP } from '../runtime-options.ts';
 import { EXIT_OK, type Command } from '../types.ts';
-import { summaryOf } from './table.ts';
+import { summaryOf } from './summaries.ts';
 
 const USAGE = `usage: authority run <tool.wasm|name|oci://HOST/REPO[:TAG|@sha256:HEX]> --input JSON [--grant TOKEN]... [options]
 

@@ -27,7 +27,7 @@ import {
 } from '../../signing/index.ts';
 import { emit, parse, usageError } from '../output.ts';
 import { EXIT_FAIL, EXIT_OK, type CliIO } from '../types.ts';
-import { REGISTRY_USAGE } from './tools.ts';
+import { REGISTRY_USAGE } from './tools-usage.ts';
 
 
 const FLAGS = {

@@ -18,9 +18,9 @@
  * @module
  */
 import { AuthorityError, ErrorCode } from '../errors.ts';
-import type { RedisClient } from '../fleet/redis.ts';
-import { evalScript } from '../fleet/scripts.ts';
-import type { CounterRequest, LimitStore, RateRequest, RateResult, ReserveResult, WindowRequest } from './store.ts';
+import type { RedisClient } from './redis.ts';
+import { evalScript } from './scripts.ts';
+import type { CounterRequest, LimitStore, RateRequest, RateResult, ReserveResult, WindowRequest } from '../limits/store.ts';
 
 // Lua numbers are doubles: microsecond TATs (~1.8e15) are exact, but tostring()
 // would print them in exponent form, so every number written goes through fmt().

@@ -8,7 +8,7 @@
  */
 import { AuthorityError } from '../errors.ts';
 import type { Policy, TrustDecision } from '../policy/index.ts';
-import { checkBundle, type SignatureBundle } from './envelope.ts';
+import { checkBundle, type SignatureBundle } from '../signing/envelope.ts';
 
 /** Where a component came from and what vouches for it, as handed to `Runtime.register`. */
 export interface Provenance {
